@@ -1,0 +1,56 @@
+# Every target bootstraps .venv from the pinned files first. Read the README for what each does.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=false PF_DISABLE_TRACING=true
+
+.PHONY: help venv demo test check render validate schemas lint bench lock clean
+
+help:            ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(STAMP): requirements/torch.txt requirements/lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements/torch.txt
+	$(PIP) install -q --disable-pip-version-check -r requirements/lock.txt
+	touch $@
+
+venv: $(STAMP)   ## create .venv from the pinned files
+
+demo: $(STAMP)   ## the main job on embedded defaults
+	$(PY) -m tools demo
+
+test: $(STAMP)   ## the full test suite (what CI runs)
+	$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing loudly" >&2; exit 1; fi; exit $$status
+
+check: $(STAMP)  ## render --check + validate every workspace
+	$(PY) -m tools render --check
+	$(PY) -m tools validate --all
+
+render: $(STAMP) ## render every workspace (default one into the top-level folders)
+	$(PY) -m tools render
+
+validate: $(STAMP) ## validate every workspace
+	$(PY) -m tools validate --all
+
+schemas: $(STAMP) ## re-export schemas/azureml/ from the pinned azure-ai-ml
+	$(PY) -m tools schemas export
+
+lint: $(STAMP)   ## ruff
+	$(PY) -m ruff check tools tests benchmarks components flows
+
+bench: $(STAMP)  ## run every benchmark (prints figures)
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock:            ## re-resolve requirements/requirements.in into requirements/lock.txt
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install -q -r requirements/torch.txt -r requirements/requirements.in
+	.lockvenv/bin/pip freeze | grep -v '^torch==' > requirements/lock.txt
+	rm -rf .lockvenv
+
+clean:           ## remove build outputs (keeps .venv)
+	rm -rf build .pytest_cache .ruff_cache

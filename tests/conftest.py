@@ -1,0 +1,30 @@
+"""Session-wide test settings: offline switches, temporary MLflow and Prompt flow homes, repo paths."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tools.offline import apply_offline_env  # noqa: E402
+
+apply_offline_env()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_homes(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep MLflow's tracking store and Prompt flow's home out of the checkout and the user's home."""
+    home = tmp_path_factory.mktemp("homes")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", (home / "mlruns").as_uri())
+    os.environ.setdefault("PF_HOME_DIRECTORY", str(home / "promptflow"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
