@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from tools.errors import UserError
+
 # command name -> (module, one-line help). One module owns one job.
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("tools.render", "render workspace values through templates into Azure ML specs"),
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(available[args.command].run(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
