@@ -1,0 +1,197 @@
+"""Values → template context: every derived value of the rendered specs is computed here, once, as pure functions
+(GPU counts from the SKU table, the component's typed inputs, the run's display name, asset references)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from tools.catalog import contract, models, sku_gpus
+from tools.errors import UserError
+from tools.values import Values
+
+REGISTRY_URI = "azureml://registries/{registry}/{noun}/{name}/{selector}"
+IDENTITY_RESOURCE_ID = (
+    "/subscriptions/{subscription}/resourceGroups/{resource_group}"
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+)
+JOB_NAME_PLACEHOLDER = "JOB_NAME"
+
+
+def yaml_scalar(value: Any) -> str:
+    """One value as a YAML 1.1 scalar that PyYAML (and so azure-ai-ml) reads back as exactly that value.
+
+    Strings that would read as something else ("true", "16", "1e-8") are double-quoted; floats always carry a
+    dot and a signed exponent (``5.0e-06``), because PyYAML reads ``5e-06`` as a string."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, str):
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        try:
+            plain_ok = (
+                value == value.strip() and "\n" not in value and yaml.load(f"k: {value}", Loader=loader) == {"k": value}
+            )
+        except yaml.YAMLError:
+            plain_ok = False
+        return value if plain_ok and value else json.dumps(value)
+    raise TypeError(f"not a scalar: {value!r}")
+
+
+def format_float(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UserError(f"{value!r}: not a finite number")
+    text = repr(value)
+    if "e" in text or "E" in text:
+        mantissa, exponent = text.lower().split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        power = int(exponent)
+        return f"{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+    return text if "." in text else text + ".0"
+
+
+def to_contract_type(name: str, value: Any, spec: dict[str, Any]) -> Any:
+    """A workspace value converted to the component input's declared type (string enums, integers, numbers)."""
+    enum = spec.get("enum")
+    if enum == ["true", "false"] and isinstance(value, bool):
+        return "true" if value else "false"
+    if enum and isinstance(value, int) and not isinstance(value, bool) and str(value) in enum:
+        return str(value)
+    if spec["type"] == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@dataclass(frozen=True)
+class FinetuneInputs:
+    """The merged, typed `finetune` inputs of the pipeline step, and what was dropped from the model defaults."""
+
+    params: dict[str, Any]
+    dropped_model_defaults: list[str]
+
+
+def merge_finetune(values: Values) -> FinetuneInputs:
+    """Model-specific defaults (catalog) under the workspace's own `finetune` values; non-inputs dropped."""
+    inputs = contract()["inputs"]
+    model = models().get(values.data["model"]["name"], {})
+    defaults = model.get("finetune_defaults", {})
+    dropped = sorted(key for key in defaults if key not in inputs)
+    merged = {key: value for key, value in defaults.items() if key in inputs}
+    merged.update(values.data["finetune"])
+    typed = {key: to_contract_type(key, merged[key], inputs[key]) for key in inputs if key in merged}
+    return FinetuneInputs(params=typed, dropped_model_defaults=dropped)
+
+
+def finetune_sku(values: Values) -> str:
+    compute = values.data["compute"]
+    if compute["mode"] == "cluster":
+        return compute["cluster"]["size"]
+    return compute["serverless"]["instance_type_finetune"]
+
+
+def gpus_per_node(values: Values) -> int:
+    sku = finetune_sku(values)
+    gpus = sku_gpus(sku)
+    key = (
+        ("compute", "cluster", "size")
+        if values.data["compute"]["mode"] == "cluster"
+        else ("compute", "serverless", "instance_type_finetune")
+    )
+    if gpus is None:
+        raise UserError(f"{values.where(key)}: unknown VM size '{sku}' (add it to schemas/catalog/skus.yaml)")
+    if gpus == 0:
+        raise UserError(f"{values.where(key)}: '{sku}' has no GPU; fine-tuning needs a GPU SKU")
+    return gpus
+
+
+def display_name(model_name: str, params: dict[str, Any], gpus: int) -> str:
+    """The run name the original notebook builds:
+    ``<model>-ultrachat-bs<total batch>-<scheduler>-ds<stage>|nods-lora|nolora-save_limit<n>-seqlen<n>``."""
+    defaults = {name: spec.get("default") for name, spec in contract()["inputs"].items()}
+
+    def get(key: str) -> Any:
+        return params.get(key, defaults.get(key))
+
+    batch = (
+        int(get("per_device_train_batch_size"))
+        * int(get("gradient_accumulation_steps"))
+        * gpus
+        * int(get("num_nodes_finetune"))
+    )
+    ds = f"ds{get('deepspeed_stage')}" if get("apply_deepspeed") == "true" else "nods"
+    lora = "lora" if get("apply_lora") == "true" else "nolora"
+    return (
+        f"{model_name}-ultrachat-bs{batch}-{get('lr_scheduler_type')}-{ds}-{lora}"
+        f"-save_limit{get('save_total_limit')}-seqlen{get('max_seq_length')}"
+    )
+
+
+def registry_uri(registry: str, noun: str, name: str, version: Any = None, label: str | None = None) -> str:
+    selector = f"versions/{version}" if version is not None else f"labels/{label}"
+    return REGISTRY_URI.format(registry=registry, noun=noun, name=name, selector=selector)
+
+
+def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]:
+    """Everything the templates need, derived from one workspace's values."""
+    data = values.data
+    finetune = merge_finetune(values)
+    gpus = gpus_per_node(values)
+    compute = data["compute"]
+    inputs = contract()["inputs"]
+    stage_computes: dict[str, Any] = {}
+    for stage in ("model_import", "preprocess", "finetune", "model_evaluation"):
+        if compute["mode"] == "cluster":
+            stage_computes[f"compute_{stage}"] = compute["cluster"]["name"]
+        else:
+            stage_computes[f"compute_{stage}"] = "serverless"
+            stage_computes[f"instance_type_{stage}"] = compute["serverless"][f"instance_type_{stage}"]
+    component = data["pipeline"]["component"]
+    step_params = {
+        **stage_computes,
+        "number_of_gpu_to_use_finetuning": gpus,
+        "task_name": "ChatCompletion",
+        **finetune.params,
+    }
+    groups = ("compute", "model", "data", "finetune", "evaluation")
+    ordered = [
+        (name, step_params[name])
+        for group in groups
+        for name, spec in inputs.items()
+        if spec["group"] == group and name in step_params
+    ]
+    model = data["model"]
+    serving = data["deployment"].get("model")
+    if serving and serving.get("registry"):
+        deployment_model = registry_uri(serving["registry"], "models", serving["name"], serving["version"])
+    else:
+        registered = serving or data["registered_model"]
+        deployment_model = f"azureml:{registered['name']}:{registered['version']}"
+    ws = data["workspace"]
+    identity_id = IDENTITY_RESOURCE_ID.format(
+        subscription=ws["subscription_id"], resource_group=ws["resource_group"], name=data["identity"]["name"]
+    )
+    return {
+        "workspace_name": values.workspace,
+        "values": data,
+        "finetune_sku": finetune_sku(values),
+        "gpus_per_node": gpus,
+        "display_name": display_name(model["name"], finetune.params, gpus),
+        "component_uri": registry_uri(
+            component["registry"], "components", component["name"], component.get("version"), component.get("label")
+        ),
+        "base_model_uri": registry_uri(model["registry"], "models", model["name"], model["version"]),
+        "step_inputs": ordered,
+        "dropped_model_defaults": finetune.dropped_model_defaults,
+        "deployment_model": deployment_model,
+        "identity_resource_id": identity_id,
+        "job_name": job_name or JOB_NAME_PLACEHOLDER,
+    }

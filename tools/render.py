@@ -1,0 +1,177 @@
+"""`python -m tools render`: workspace values → Jinja templates (StrictUndefined) → Azure ML specs.
+
+templates/ mirrors the output tree: `templates/jobs/finetune.yml.j2` renders to `jobs/finetune.yml`; files without
+`.j2` are copied as they are. The default workspace renders into the repo's top-level folders (committed), every
+other workspace into `build/<name>/`. Output is deterministic byte for byte; `--check` compares instead of writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tools.catalog import REPO_ROOT
+from tools.context import build_context, yaml_scalar
+from tools.errors import UserError
+from tools.fsutil import atomic_write_text
+from tools.values import DEFAULT_WORKSPACE, load_values, workspace_names
+
+TEMPLATES_DIR = "templates"
+BUILD_DIR = "build"
+TEMPLATE_SUFFIX = ".j2"
+HEADER = (
+    "# Rendered by `python -m tools render` from {template} with workspaces/{workspace}.yaml: edit those, not this.\n"
+)
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    relpath: str  # relative to the output root, POSIX separators
+    template: str  # repo-relative template path
+    text: str
+
+
+def default_out_dir(workspace: str, root: Path = REPO_ROOT) -> Path:
+    return root if workspace == DEFAULT_WORKSPACE else root / BUILD_DIR / workspace
+
+
+def _environment(root: Path):  # -> jinja2.Environment
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root / TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["y"] = yaml_scalar
+    return env
+
+
+def template_paths(root: Path = REPO_ROOT) -> list[Path]:
+    base = root / TEMPLATES_DIR
+    return sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def render_workspace(
+    workspace: str, out_dir: Path, root: Path = REPO_ROOT, job_name: str | None = None
+) -> list[RenderedFile]:
+    """Render every template for one workspace as if written under ``out_dir`` (pure: writes nothing)."""
+    import jinja2
+
+    values = load_values(workspace, root)
+    context = build_context(values, job_name=job_name)
+    env = _environment(root)
+    rendered: list[RenderedFile] = []
+    for path in template_paths(root):
+        rel_template = path.relative_to(root / TEMPLATES_DIR).as_posix()
+        if not rel_template.endswith(TEMPLATE_SUFFIX):
+            rendered.append(RenderedFile(rel_template, f"{TEMPLATES_DIR}/{rel_template}", path.read_text()))
+            continue
+        relpath = rel_template[: -len(TEMPLATE_SUFFIX)]
+        file_dir = (out_dir / relpath).parent
+
+        def local(path_or_uri: str, _dir: Path = file_dir) -> str:
+            """A repo-relative local path as seen from the rendered file; URIs and asset references unchanged."""
+            if "://" in path_or_uri or path_or_uri.startswith("azureml:"):
+                return path_or_uri
+            return PurePosixPath(os.path.relpath(root / path_or_uri, _dir)).as_posix()
+
+        try:
+            body = env.get_template(rel_template).render(**context, local=local)
+        except jinja2.UndefinedError as error:
+            raise UserError(f"{TEMPLATES_DIR}/{rel_template}: undefined value in template: {error.message}") from None
+        except jinja2.TemplateSyntaxError as error:
+            raise UserError(
+                f"{TEMPLATES_DIR}/{rel_template}:{error.lineno}: template syntax: {error.message}"
+            ) from None
+        if not body.strip():
+            continue  # a template may render to nothing for a workspace (e.g. no cluster in serverless mode)
+        header = HEADER.format(template=f"{TEMPLATES_DIR}/{rel_template}", workspace=workspace)
+        rendered.append(RenderedFile(relpath, f"{TEMPLATES_DIR}/{rel_template}", header + body))
+    return rendered
+
+
+def write_rendered(files: list[RenderedFile], out_dir: Path) -> list[Path]:
+    written = []
+    for item in files:
+        target = out_dir / item.relpath
+        if not target.exists() or target.read_text() != item.text:
+            atomic_write_text(target, item.text)
+        written.append(target)
+    return written
+
+
+def check_rendered(files: list[RenderedFile], out_dir: Path, root: Path = REPO_ROOT) -> list[str]:
+    """One line per file that is missing or differs from what the templates give, with a short diff."""
+    problems: list[str] = []
+    for item in files:
+        target = out_dir / item.relpath
+        shown = os.path.relpath(target, root)
+        if not target.exists():
+            problems.append(f"{shown}: missing; {item.template} renders it (run `python -m tools render`)")
+            continue
+        current = target.read_text()
+        if current != item.text:
+            diff = difflib.unified_diff(
+                current.splitlines(),
+                item.text.splitlines(),
+                f"{shown} (committed)",
+                f"{shown} (rendered)",
+                lineterm="",
+                n=0,
+            )
+            detail = "\n".join(f"    {line}" for line in list(diff)[:12])
+            problems.append(
+                f"{shown}: differs from what {item.template} renders (run `python -m tools render`)\n{detail}"
+            )
+    return problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", metavar="NAME", help="one workspace (default: all of workspaces/*.yaml)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        help="output root (default: repo root for the default "
+        f"workspace '{DEFAULT_WORKSPACE}', {BUILD_DIR}/<name>/ for the others)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="compare the committed render with the templates; write nothing"
+    )
+    parser.add_argument(
+        "--job-name", metavar="NAME", help="the submitted fine-tune job's name, for the model registration spec's path"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    names = [args.workspace] if args.workspace else workspace_names()
+    if args.out and len(names) > 1:
+        raise UserError("--out needs --workspace NAME (one output root per workspace)")
+    failures: list[str] = []
+    for name in names:
+        out_dir = args.out.resolve() if args.out else default_out_dir(name)
+        try:
+            files = render_workspace(name, out_dir, job_name=args.job_name)
+        except UserError as error:
+            failures.append(str(error))
+            continue
+        if args.check:
+            if out_dir == REPO_ROOT or args.out:
+                failures.extend(check_rendered(files, out_dir))
+            continue
+        write_rendered(files, out_dir)
+        print(f"{name}: {len(files)} files -> {os.path.relpath(out_dir, Path.cwd()) if out_dir != Path.cwd() else '.'}")
+    if failures:
+        for line in failures:
+            print(line)
+        return 1
+    if args.check:
+        print(f"render --check: committed specs match the templates ({', '.join(names)} render cleanly)")
+    return 0
