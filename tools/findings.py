@@ -1,0 +1,98 @@
+"""Validation findings and their three renderings: one text line each, JSON, and JUnit XML for CI annotations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from xml.sax.saxutils import quoteattr
+
+from tools.yamlio import KeyPath, format_key_path
+
+ERROR = "error"
+WARNING = "warning"
+LAYERS = {"A": "YAML hygiene", "B": "azure-ai-ml loaders", "C": "JSON schemas", "D": "repo rules"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one file: ``path:line: key.path: message``."""
+
+    path: str
+    line: int | None
+    key_path: KeyPath
+    message: str
+    layer: str  # A, B, C or D
+    severity: str = ERROR
+    rule: str = ""
+
+    @property
+    def key(self) -> str:
+        return format_key_path(self.key_path)
+
+    def text(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        key = f" {self.key}:" if self.key else ""
+        level = " warning:" if self.severity == WARNING else ""
+        return f"{where}:{key}{level} {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["key_path"] = self.key
+        return data
+
+
+def promote_warnings(findings: Iterable[Finding]) -> list[Finding]:
+    """--strict: every warning counts as an error."""
+    return [
+        Finding(f.path, f.line, f.key_path, f.message, f.layer, ERROR, f.rule) if f.severity == WARNING else f
+        for f in findings
+    ]
+
+
+def to_text(findings: list[Finding]) -> str:
+    return "\n".join(f.text() for f in findings)
+
+
+def to_json(findings: list[Finding], files: list[str]) -> str:
+    errors = sum(f.severity == ERROR for f in findings)
+    return json.dumps(
+        {
+            "files": files,
+            "errors": errors,
+            "warnings": len(findings) - errors,
+            "findings": [f.as_dict() for f in findings],
+        },
+        indent=2,
+    )
+
+
+def to_junit(findings: list[Finding], files: list[str]) -> str:
+    """One test case per file and layer; each error is a failure (warnings go to system-out)."""
+    cases: list[str] = []
+    failures = 0
+    for path in files:
+        for layer, layer_name in LAYERS.items():
+            mine = [f for f in findings if f.path == path and f.layer == layer]
+            errors = [f for f in mine if f.severity == ERROR]
+            warnings = [f for f in mine if f.severity == WARNING]
+            body = ""
+            if errors:
+                failures += 1
+                text = "\n".join(f.text() for f in errors)
+                body += f'<failure message={quoteattr(errors[0].text())} type="{layer_name}">{_escape(text)}</failure>'
+            if warnings:
+                body += f"<system-out>{_escape(chr(10).join(f.text() for f in warnings))}</system-out>"
+            cases.append(
+                f"  <testcase classname={quoteattr(path)} name={quoteattr(f'{layer} {layer_name}')}>{body}</testcase>"
+            )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        f'<testsuite name="azureml-specs" tests="{len(cases)}" failures="{failures}" errors="0">\n'
+        + "\n".join(cases)
+        + "\n</testsuite>\n"
+    )
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
