@@ -1,0 +1,721 @@
+"""Supervised fine-tuning of a chat model with TRL's SFTTrainer; writes an MLflow model (task llm/v1/chat).
+
+Input rows are ultrachat-style JSONL: ``{"prompt": ..., "prompt_id": ..., "messages": [{"role", "content"}, ...]}``
+(only ``messages`` is used). The model's chat template is applied to ``messages``, sequences are packed
+(best-fit, padding-free) up to ``--max-length`` tokens, and the model is trained fully or with LoRA. LoRA adapters
+are merged into the base weights before the MLflow save, and the saved weights are checked against the merged
+model. Train/eval metrics go to MLflow when ``MLFLOW_TRACKING_URI`` is set (inside Azure ML the job's run is
+already active); progress is printed either way.
+
+Runs the same as a single process, under ``torchrun``/``accelerate launch``, or as an Azure ML command job with
+``distribution: pytorch`` (one process per GPU). Self-contained: needs only its own folder and the pinned
+environment. Bad input exits with status 2 and one line naming the file/row/option and what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_USER_ERROR = 2
+ROLES = ("system", "user", "assistant")
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+ATTENTION = ("auto", "flash_attention_2", "sdpa", "eager")
+PHI3_LORA_TARGETS = "qkv_proj,o_proj,gate_up_proj,down_proj"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# Packages the MLflow model needs at serving time (explicit: MLflow's inference of them crashes in this stack).
+SERVING_PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "jinja2", "mlflow")
+
+
+class UserInputError(Exception):
+    """A mistake in the command line or the data: reported as one line, exit status 2."""
+
+
+def fail(message: str) -> NoReturn:
+    print(f"fine_tune.py: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def log(message: str) -> None:
+    if _is_main_process():
+        print(f"[fine_tune] {message}", flush=True)
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+# ----------------------------------------------------------------------------------------------------------- CLI
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse prints usage + message; we keep one line
+        fail(f"{message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _dropout(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="fine_tune.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    io = p.add_argument_group("data and model")
+    io.add_argument("--train-file", required=True, type=Path, help="training JSONL (or a folder of *.jsonl)")
+    io.add_argument("--eval-file", type=Path, default=None, help="evaluation JSONL (or folder); optional")
+    io.add_argument(
+        "--model-name-or-path", required=True, help="base model: Hugging Face hub id or a local model folder"
+    )
+    io.add_argument("--output-dir", required=True, type=Path, help="empty or new folder for the MLflow model")
+    io.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="scratch folder for the normalised data, dataset cache and the final trainer checkpoint "
+        "(default: a temporary folder, removed at the end)",
+    )
+    io.add_argument("--metrics-json", type=Path, default=None, help="also write the metrics history here (JSON)")
+
+    tr = p.add_argument_group("training")
+    tr.add_argument("--epochs", type=_positive_float, default=1.0, help="number of epochs (fractional allowed)")
+    tr.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (-1: epochs)")
+    tr.add_argument("--learning-rate", type=_positive_float, default=2e-5, help="peak learning rate")
+    tr.add_argument("--lr-scheduler", choices=SCHEDULERS, default="cosine", help="learning-rate schedule")
+    tr.add_argument(
+        "--warmup", type=_non_negative_float, default=0.03, help="warmup: a fraction of the steps if < 1, else steps"
+    )
+    tr.add_argument("--weight-decay", type=_non_negative_float, default=0.0, help="AdamW weight decay")
+    tr.add_argument("--max-grad-norm", type=_non_negative_float, default=1.0, help="gradient clipping (0: off)")
+    tr.add_argument("--per-device-train-batch-size", type=_positive_int, default=2, help="sequences per device")
+    tr.add_argument("--per-device-eval-batch-size", type=_positive_int, default=2, help="sequences per device")
+    tr.add_argument("--gradient-accumulation-steps", type=_positive_int, default=4, help="micro-batches per step")
+    tr.add_argument("--max-length", type=_positive_int, default=2048, help="tokens per (packed) sequence")
+    tr.add_argument(
+        "--packing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pack whole conversations best-fit into --max-length rows, padding-free",
+    )
+    tr.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto: bf16 on bf16 GPUs, fp16 on older GPUs, fp32 on CPU",
+    )
+    tr.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="recompute activations in backward (less memory, ~30%% slower)",
+    )
+    tr.add_argument(
+        "--attn-implementation",
+        choices=ATTENTION,
+        default="auto",
+        help="auto: flash_attention_2 when installed on a CUDA GPU, else sdpa",
+    )
+    tr.add_argument("--seed", type=int, default=42, help="random seed (model init of LoRA, data order)")
+    tr.add_argument("--logging-steps", type=_positive_int, default=10, help="log metrics every N steps")
+    tr.add_argument("--eval-steps", type=int, default=0, help="also evaluate every N steps (0: only at the end)")
+    tr.add_argument("--dataset-num-proc", type=int, default=0, help="tokenisation processes (0: automatic)")
+
+    lo = p.add_argument_group("LoRA")
+    lo.add_argument(
+        "--lora", action=argparse.BooleanOptionalAction, default=False, help="train LoRA adapters (merged at the end)"
+    )
+    lo.add_argument("--lora-r", type=_positive_int, default=16, help="LoRA rank")
+    lo.add_argument("--lora-alpha", type=_positive_float, default=32.0, help="LoRA alpha (scaling = alpha / r)")
+    lo.add_argument("--lora-dropout", type=_dropout, default=0.05, help="LoRA dropout")
+    lo.add_argument(
+        "--lora-target-modules",
+        default=PHI3_LORA_TARGETS,
+        help="comma-separated module names, or all-linear",
+    )
+
+    ds = p.add_argument_group("distributed (multi-GPU / multi-node)")
+    ds.add_argument("--deepspeed", type=Path, default=None, help="DeepSpeed JSON config (needs deepspeed installed)")
+    ds.add_argument("--fsdp", default="", help='FSDP mode for transformers, e.g. "full_shard auto_wrap"')
+    ds.add_argument("--fsdp-config", type=Path, default=None, help="FSDP JSON config file")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------- data checks
+
+
+@dataclass
+class DataSummary:
+    path: Path
+    rows: int
+    normalised: Path
+
+
+def _jsonl_files(path: Path, option: str) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        if not files:
+            raise UserInputError(f"{option} {path}: folder has no *.jsonl files; expected chat JSONL")
+        return files
+    raise UserInputError(f"{option} {path}: no such file or folder")
+
+
+def _check_row(row: Any, where: str) -> list[dict[str, str]]:
+    if not isinstance(row, dict):
+        raise UserInputError(f"{where}: expected a JSON object with a 'messages' list, got {type(row).__name__}")
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise UserInputError(f"{where}: messages: expected a non-empty list of {{role, content}} objects")
+    clean: list[dict[str, str]] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise UserInputError(f"{where}: messages[{i}]: expected an object with 'role' and 'content'")
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise UserInputError(f"{where}: messages[{i}].role: expected one of {', '.join(ROLES)}, got {role!r}")
+        if not isinstance(content, str):
+            raise UserInputError(f"{where}: messages[{i}].content: expected a string, got {type(content).__name__}")
+        clean.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in clean):
+        raise UserInputError(f"{where}: messages: expected at least one assistant message (nothing to learn)")
+    return clean
+
+
+def _iter_rows(files: list[Path]) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    for file in files:
+        with file.open("r", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{file}:{number}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserInputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                yield where, _check_row(row, where)
+
+
+def check_and_normalise(path: Path, option: str, out: Path) -> DataSummary:
+    """Validate every row (one-line error on the first bad one) and write ``{"messages": [...]}`` rows to ``out``."""
+    files = _jsonl_files(path, option)
+    rows = 0
+    try:
+        with out.open("w", encoding="utf-8") as sink:
+            for _where, messages in _iter_rows(files):
+                sink.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+                rows += 1
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{option} {path}: not UTF-8 text ({exc.reason})") from None
+    if rows == 0:
+        raise UserInputError(f'{option} {path}: no rows; expected JSONL with one {{"messages": [...]}} per line')
+    return DataSummary(path=path, rows=rows, normalised=out)
+
+
+def check_output_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--output-dir {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        raise UserInputError(f"--output-dir {path}: folder is not empty; expected an empty or new folder")
+
+
+def check_model_source(name: str) -> None:
+    path = Path(name)
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise UserInputError(f"--model-name-or-path {name}: expected a model folder with config.json")
+        return
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep in name.replace("/", "")
+    if looks_local or not HUB_ID.match(name):
+        raise UserInputError(f"--model-name-or-path {name}: no such folder, and not a Hugging Face hub id")
+
+
+# ------------------------------------------------------------------------------------------------------- hardware
+
+
+def resolve_precision(choice: str) -> str:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if choice == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if choice == "fp16" and not cuda:
+        raise UserInputError("--precision fp16: needs a CUDA GPU; use bf16 or fp32 on CPU")
+    return choice
+
+
+def resolve_attention(choice: str) -> str:
+    import importlib.util
+
+    import torch
+
+    if choice != "auto":
+        if choice == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            raise UserInputError("--attn-implementation flash_attention_2: the flash-attn package is not installed")
+        return choice
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        major, _ = torch.cuda.get_device_capability()
+        if major >= 8:
+            return "flash_attention_2"
+    return "sdpa"
+
+
+# --------------------------------------------------------------------------------------------------- model / data
+
+
+def load_tokenizer(name: str):  # noqa: ANN201 - transformers tokenizer
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"--model-name-or-path {name}: cannot load a tokenizer ({first})") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserInputError(f"--model-name-or-path {name}: tokenizer has no chat template; expected a chat model")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(name: str, precision: str, attention: str):  # noqa: ANN201 - transformers model
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attention)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"--model-name-or-path {name}: cannot load the model ({first})") from None
+    model.config.use_cache = False
+    return model
+
+
+def tokenize_dataset(summary: DataSummary, tokenizer: Any, cache_dir: Path, num_proc: int):  # noqa: ANN201
+    """Apply the chat template to ``messages`` and tokenise; adds a ``length`` column."""
+    from datasets import load_dataset
+
+    dataset = load_dataset("json", data_files=str(summary.normalised), split="train", cache_dir=str(cache_dir))
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        ids = [
+            tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+            for messages in batch["messages"]
+        ]
+        return {"input_ids": ids, "length": [len(x) for x in ids]}
+
+    procs = num_proc or (min(8, os.cpu_count() or 1) if summary.rows >= 20000 else None)
+    return dataset.map(encode, batched=True, remove_columns=["messages"], num_proc=procs, desc="Tokenising")
+
+
+def check_lengths(dataset: Any, max_length: int, option: str, path: Path) -> None:
+    lengths = dataset["length"]
+    shortest = min(lengths)
+    if shortest > max_length:
+        raise UserInputError(
+            f"--max-length {max_length}: shorter than every example in {option} {path} "
+            f"(shortest is {shortest} tokens); expected at least {shortest}"
+        )
+    over = sum(1 for n in lengths if n > max_length)
+    if over:
+        log(f"{over} of {len(lengths)} examples in {path} are longer than --max-length {max_length}: truncated")
+
+
+# ------------------------------------------------------------------------------------------------------- tracking
+
+
+class _Tracker:
+    """Metrics to MLflow (when MLFLOW_TRACKING_URI is set or a run is active) and to a JSON history."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and _is_main_process()
+        self.history: list[dict[str, float]] = []
+        self._mlflow = None
+        self._own_run = False
+        if self.enabled:
+            import mlflow
+            from mlflow.exceptions import MlflowException
+
+            self._mlflow = mlflow
+            if mlflow.active_run() is None:
+                try:
+                    mlflow.start_run()  # on Azure ML this attaches to the job's run (MLFLOW_RUN_ID)
+                except MlflowException as exc:
+                    first = str(exc).strip().splitlines()[0][:300]
+                    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+                    raise UserInputError(f"MLFLOW_TRACKING_URI={uri}: cannot start an MLflow run ({first})") from None
+                self._own_run = True
+
+    @property
+    def run_id(self) -> str | None:
+        run = self._mlflow.active_run() if self._mlflow else None
+        return run.info.run_id if run else None
+
+    def params(self, params: dict[str, Any]) -> None:
+        if self._mlflow:
+            self._mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+
+    def metrics(self, metrics: dict[str, float], step: int) -> None:
+        numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+        if not numeric:
+            return
+        self.history.append({"step": step, **numeric})
+        if self._mlflow:
+            self._mlflow.log_metrics(numeric, step=step)
+
+    def close(self, ok: bool) -> None:
+        if self._mlflow and self._own_run:
+            self._mlflow.end_run(status="FINISHED" if ok else "FAILED")
+
+
+def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers TrainerCallback
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        """One line per logging step (works in Azure ML's plain-text logs) and metrics to the tracker."""
+
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+
+        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            self.start = time.monotonic()
+            log(f"training: {state.max_steps} steps")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
+            if not state.is_world_process_zero or not logs:
+                return
+            if "train_runtime" in logs:  # the end-of-training summary: its train_loss is the mean over all steps
+                named = {("train_loss_mean" if k == "train_loss" else k): v for k, v in logs.items()}
+            else:
+                named = {(k if k.startswith(("eval_", "train_")) else f"train_{k}"): v for k, v in logs.items()}
+            tracker.metrics({k: v for k, v in named.items() if k != "train_epoch"}, step=state.global_step)
+            elapsed = time.monotonic() - self.start
+            done = max(state.global_step, 1)
+            eta = elapsed / done * max(state.max_steps - state.global_step, 0)
+            shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, int | float))
+            log(f"step {state.global_step}/{state.max_steps} {shown} elapsed={elapsed:.0f}s eta={eta:.0f}s")
+
+    return Progress()
+
+
+# ------------------------------------------------------------------------------------------------------ training
+
+
+def build_sft_config(args: argparse.Namespace, precision: str, out_dir: Path, has_eval: bool):  # noqa: ANN201
+    import torch
+    from trl import SFTConfig
+
+    cuda = torch.cuda.is_available()
+    eval_steps = args.eval_steps if has_eval and args.eval_steps > 0 else None
+    return SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler,
+        warmup_steps=args.warmup,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        max_length=args.max_length,
+        packing=args.packing,
+        packing_strategy="bfd",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL still defaults the old
+        # name to True. Set both explicitly.
+        gradient_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if args.gradient_checkpointing else None,
+        eval_strategy="steps" if eval_steps else "no",
+        eval_steps=eval_steps,
+        logging_steps=args.logging_steps,
+        logging_first_step=True,
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        data_seed=args.seed,
+        disable_tqdm=not sys.stderr.isatty(),
+        dataloader_num_workers=0,
+        dataloader_pin_memory=cuda,
+        deepspeed=str(args.deepspeed) if args.deepspeed else None,
+        fsdp=args.fsdp or "",
+        fsdp_config=str(args.fsdp_config) if args.fsdp_config else None,
+    )
+
+
+def lora_config(args: argparse.Namespace):  # noqa: ANN201 - peft.LoraConfig
+    from peft import LoraConfig
+
+    targets: str | list[str] = args.lora_target_modules.strip()
+    if targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+        if not targets:
+            raise UserInputError("--lora-target-modules: expected module names separated by commas, or all-linear")
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def check_lora_targets(model: Any, args: argparse.Namespace) -> None:
+    targets = args.lora_target_modules.strip()
+    if targets == "all-linear":
+        return
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    missing = [t.strip() for t in targets.split(",") if t.strip() and t.strip() not in names]
+    if missing:
+        known = sorted(n for n in names if "proj" in n or "fc" in n)
+        raise UserInputError(
+            f"--lora-target-modules: {', '.join(missing)} not in the model; expected some of {', '.join(known)}"
+        )
+
+
+def ensure_merged(model: Any) -> Any:
+    """Refuse to save LoRA adapters unmerged: MLflow would reload such a model with random base weights."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        raise RuntimeError("refusing to save an unmerged PEFT model: call merge_and_unload() first")
+    leftovers = [name for name, _ in model.named_parameters() if "lora_" in name]
+    if leftovers:
+        raise RuntimeError(f"refusing to save: LoRA parameters left in the model ({leftovers[0]} ...)")
+    return model
+
+
+def final_model(args: argparse.Namespace, checkpoint: Path, precision: str):  # noqa: ANN201
+    """Reload the trained weights on CPU from the trainer's final save (full weights gathered from every rank,
+    also under DeepSpeed/FSDP) and, for LoRA, merge the adapters into a fresh copy of the base model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    if args.lora:
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, dtype=dtype, attn_implementation="sdpa")
+        model = PeftModel.from_pretrained(base, str(checkpoint)).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa")
+    model.config.use_cache = True
+    model.config._name_or_path = args.model_name_or_path  # MLflow records it as the source model
+    return ensure_merged(model)
+
+
+def save_mlflow_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
+    """Save as an MLflow transformers model with the OpenAI-style chat signature, then verify the saved weights."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import mlflow.transformers
+
+    requirements = []
+    for package in SERVING_PACKAGES:
+        try:
+            requirements.append(f"{package}=={version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            requirements.append(package)
+    tokenizer.padding_side = "left"
+    if out_dir.is_dir():
+        out_dir.rmdir()  # empty (checked up front); MLflow wants to create it
+    mlflow.transformers.save_model(
+        transformers_model={"model": model, "tokenizer": tokenizer},
+        path=str(out_dir),
+        task="llm/v1/chat",
+        pip_requirements=requirements,
+    )
+    verify_saved_weights(model, out_dir)
+
+
+def verify_saved_weights(model: Any, out_dir: Path, max_tensors: int = 4) -> None:
+    """Compare a few saved tensors with the in-memory (merged) model: a cheap guard against saving the wrong
+    weights (e.g. an unmerged adapter or a re-initialised base)."""
+    import torch
+    from safetensors import safe_open
+
+    files = sorted(out_dir.rglob("*.safetensors"))
+    if not files:
+        raise RuntimeError(f"no safetensors weights under {out_dir}")
+    state = model.state_dict()
+    checked = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                if key in state and ("proj" in key or checked == 0):
+                    if not torch.equal(handle.get_tensor(key), state[key].detach().cpu()):
+                        raise RuntimeError(f"saved tensor {key} in {file} differs from the trained model")
+                    checked += 1
+                if checked >= max_tensors:
+                    return
+    if checked == 0:
+        raise RuntimeError(f"saved weights under {out_dir} share no tensor names with the trained model")
+
+
+def train(
+    args: argparse.Namespace, work: Path, tracker: _Tracker, train_rows: DataSummary, eval_rows: DataSummary | None
+) -> dict[str, float]:
+    """Tokenise, train, evaluate, merge and save; returns the final metrics."""
+    import logging
+
+    import datasets
+    import transformers
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTTrainer
+
+    transformers.logging.set_verbosity_warning()
+    if not sys.stderr.isatty():
+        transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)  # model card / licence lookups: noise
+    if not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+
+    precision = resolve_precision(args.precision)
+    attention = resolve_attention(args.attn_implementation)
+    log(f"precision {precision}, attention {attention}, packing {args.packing}, lora {args.lora}")
+
+    tokenizer = load_tokenizer(args.model_name_or_path)
+    cache = work / "datasets-cache"
+    train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc)
+    check_lengths(train_ds, args.max_length, "--train-file", args.train_file)
+    eval_ds = None
+    if eval_rows is not None:
+        eval_ds = tokenize_dataset(eval_rows, tokenizer, cache, args.dataset_num_proc)
+        check_lengths(eval_ds, args.max_length, "--eval-file", args.eval_file)
+    log(f"data: {train_rows.rows} training and {eval_rows.rows if eval_rows else 0} evaluation conversations")
+
+    model = load_model(args.model_name_or_path, precision, attention)
+    peft_config = None
+    if args.lora:
+        check_lora_targets(model, args)
+        peft_config = lora_config(args)
+
+    config = build_sft_config(args, precision, work / "trainer", eval_ds is not None)
+    tracker.params(
+        {
+            **{k: v for k, v in vars(args).items()},
+            "resolved_precision": precision,
+            "resolved_attention": attention,
+            "train_rows": train_rows.rows,
+        }
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=train_ds.remove_columns(["length"]),
+        eval_dataset=eval_ds.remove_columns(["length"]) if eval_ds is not None else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[_progress_callback(tracker)],
+    )
+    trainer.remove_callback(PrinterCallback)  # our Progress callback prints one line per log instead
+    result = trainer.train()
+    metrics: dict[str, float] = dict(result.metrics)
+    if eval_ds is not None:
+        eval_metrics = trainer.evaluate()  # logged through the callback
+        metrics.update(eval_metrics)
+        if "eval_loss" in eval_metrics:
+            metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
+            tracker.metrics({"eval_perplexity": metrics["eval_perplexity"]}, step=trainer.state.global_step)
+
+    checkpoint = work / "final"
+    trainer.save_model(str(checkpoint))  # gathers full weights (or the adapter) to the main process
+    trainer.accelerator.wait_for_everyone()
+    if _is_main_process():
+        del trainer, model
+        merged = final_model(args, checkpoint, precision)
+        save_mlflow_model(merged, tokenizer, args.output_dir)
+        log(f"MLflow model (llm/v1/chat) written to {args.output_dir}")
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    tracker: _Tracker | None = None
+    created_work = args.work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="fine-tune-")) if created_work else args.work_dir
+    ok = False
+    try:
+        if args.max_steps == 0 or args.max_steps < -1:
+            raise UserInputError(f"--max-steps {args.max_steps}: expected -1 (use --epochs) or an integer >= 1")
+        if args.eval_steps < 0:
+            raise UserInputError(f"--eval-steps {args.eval_steps}: expected 0 (off) or an integer >= 1")
+        for option, value in (("--deepspeed", args.deepspeed), ("--fsdp-config", args.fsdp_config)):
+            if value is not None and not value.is_file():
+                raise UserInputError(f"{option} {value}: no such file")
+        for option, value in (("--train-file", args.train_file), ("--eval-file", args.eval_file)):
+            if value is not None:
+                _jsonl_files(value, option)
+        check_output_dir(args.output_dir)
+        check_model_source(args.model_name_or_path)
+        work.mkdir(parents=True, exist_ok=True)
+        # Every row is checked before the heavy imports, so bad data fails in a fraction of a second.
+        train_rows = check_and_normalise(args.train_file, "--train-file", work / "train.jsonl")
+        eval_rows = check_and_normalise(args.eval_file, "--eval-file", work / "eval.jsonl") if args.eval_file else None
+        tracker = _Tracker(enabled=bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID")))
+        if tracker.enabled:
+            log(f"MLflow run {tracker.run_id}")
+        metrics = train(args, work, tracker, train_rows, eval_rows)
+        if args.metrics_json and _is_main_process():
+            args.metrics_json.parent.mkdir(parents=True, exist_ok=True)
+            payload = {"final": metrics, "history": tracker.history, "mlflow_run_id": tracker.run_id}
+            args.metrics_json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        ok = True
+    except UserInputError as error:
+        fail(str(error))
+    finally:
+        if tracker is not None:
+            tracker.close(ok)
+        if created_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
