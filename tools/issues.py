@@ -1,0 +1,31 @@
+"""The problem record layers B (azure-ai-ml loaders) and C (JSON schemas) return: a key path and one short line.
+
+The validator turns each into a finding, adding the file, the line of the key path and the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Issue:
+    """One problem at ``key_path`` (``()`` for the whole document), e.g. ``(("jobs", "x", "inputs"), "...")``.
+
+    For a missing required key the path ends with that key (which is not in the document): look up the line of
+    the longest prefix that exists.
+    """
+
+    key_path: tuple[str | int, ...]
+    message: str
+
+    @property
+    def key(self) -> str:
+        """Dotted form, list indices in brackets: ``jobs.x.inputs[0]``."""
+        out = ""
+        for part in self.key_path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}" if self.key_path else self.message

@@ -1,0 +1,388 @@
+"""Layer C: validate a parsed spec against the JSON schema exported from the pinned azure-ai-ml.
+
+``validate_against_schema(kind, data)`` returns ``[]`` for a valid spec. The fast path is ``fastjsonschema``
+code compiled once per kind (lazily; its bytecode is cached under ``build/cache/schema_check``, so later
+processes only unmarshal it). Only a spec the fast path rejects goes through ``jsonschema``'s Draft 7
+validator, whose errors are reduced to the most specific ones: inside an ``anyOf`` the branches whose ``type``
+discriminator (or JSON type) does not match are dropped and the best remaining branch is reported, so a
+mistake deep in a pipeline step reads ``jobs.sft.resources.instance_count: expected integer, got string 'abc'``
+rather than "is not valid under any of the given schemas".
+
+Neither validator touches the network, and neither mutates ``data`` (``fastjsonschema`` would fill in defaults
+unless told not to).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tools.errors import UserError
+from tools.issues import Issue
+
+__all__ = ["Issue", "validate_against_schema", "kinds", "schema_path", "kind_from_schema_url", "warm"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO_ROOT / "schemas" / "azureml"
+CACHE_DIR = REPO_ROOT / "build" / "cache" / "schema_check"
+
+_lock = threading.Lock()
+_kinds: dict[str, dict[str, Any]] | None = None
+_texts: dict[str, str] = {}
+_fast: dict[str, Callable[[Any], Any]] = {}
+_slow: dict[str, Any] = {}
+
+_JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
+               "object": "object", "array": "array", "null": "null"}
+_MAX_VALUE_CHARS = 60
+
+
+# ---------------------------------------------------------------------------------------------- kinds and files
+def kinds() -> dict[str, dict[str, Any]]:
+    """``schemas/kinds.yaml`` kinds: kind -> {file, loader, schema_class, az}."""
+    global _kinds
+    if _kinds is None:
+        from tools.schemas import load_kinds
+
+        table = load_kinds()
+        base = table["schema_base_url"]
+        _kinds = {kind: dict(spec, url=base + spec["file"]) for kind, spec in table["kinds"].items()}
+    return _kinds
+
+
+def kind_from_schema_url(url: str) -> str | None:
+    """The kind whose published ``$schema`` URL (or file name) is ``url``; None when it is none of ours."""
+    name = str(url).strip().rstrip("/").rsplit("/", 1)[-1]
+    for kind, spec in kinds().items():
+        if spec["file"] == name:
+            return kind
+    return None
+
+
+def schema_path(kind: str) -> Path:
+    try:
+        return SCHEMA_DIR / kinds()[kind]["file"]
+    except KeyError:
+        raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(kinds())}") from None
+
+
+def _schema_text(kind: str) -> str:
+    text = _texts.get(kind)
+    if text is None:
+        path = schema_path(kind)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UserError(f"{path.relative_to(REPO_ROOT)}: missing; run `python -m tools schemas export`") from None
+        _texts[kind] = text
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- fast path
+def _type_first(node: Any) -> Any:
+    """Put ``type`` first in every ``properties`` (same schema, but fastjsonschema then rejects a wrong union
+    branch on its discriminator before validating the rest of it)."""
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("type"), dict):
+            node["properties"] = {"type": props["type"], **{k: v for k, v in props.items() if k != "type"}}
+        for value in node.values():
+            _type_first(value)
+    elif isinstance(node, list):
+        for value in node:
+            _type_first(value)
+    return node
+
+
+def _generate(text: str) -> str:
+    """fastjsonschema source for a schema, ending with ``ENTRY = <the validate function>``."""
+    import fastjsonschema
+
+    code = fastjsonschema.compile_to_code(_type_first(json.loads(text)), use_default=False, detailed_exceptions=False)
+    match = re.search(r"^def (\w+)\(", code, re.M)
+    if match is None:
+        raise RuntimeError("fastjsonschema generated no validate function")
+    return f"{code}\n\nENTRY = {match.group(1)}\n"
+
+
+def _compile_fast(kind: str) -> Callable[[Any], Any]:
+    """The fast validator for ``kind``; its bytecode is cached on disk, keyed by schema, library and Python."""
+    import marshal
+    import sys
+
+    import fastjsonschema
+
+    text = _schema_text(kind)
+    digest = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
+    cached = CACHE_DIR / f"{kind}-{digest}.{sys.implementation.cache_tag}.marshal"
+    code = None
+    with contextlib.suppress(OSError, EOFError, ValueError, TypeError):
+        code = marshal.loads(cached.read_bytes())
+    if code is None:
+        code = compile(_generate(text), f"<schema {kind}>", "exec")
+        try:
+            from tools.fsutil import atomic_write_bytes
+
+            atomic_write_bytes(cached, marshal.dumps(code))
+        except OSError:
+            pass  # read-only checkout: no cache, still correct
+    namespace: dict[str, Any] = {"__name__": f"_schema_check_{kind}"}
+    exec(code, namespace)  # noqa: S102 - code generated by fastjsonschema from our own schema
+    return namespace["ENTRY"]
+
+
+def _fast_validator(kind: str) -> Callable[[Any], Any]:
+    validator = _fast.get(kind)
+    if validator is None:
+        with _lock:
+            validator = _fast.get(kind)
+            if validator is None:
+                validator = _fast[kind] = _compile_fast(kind)
+    return validator
+
+
+# ---------------------------------------------------------------------------------------------- precise path
+def _slow_validator(kind: str) -> Any:
+    validator = _slow.get(kind)
+    if validator is None:
+        from jsonschema import Draft7Validator
+        from referencing import Registry
+        from referencing.exceptions import NoSuchResource
+        from referencing.jsonschema import DRAFT7
+
+        def no_network(uri: str) -> Any:
+            raise NoSuchResource(ref=uri)
+
+        schema = json.loads(_schema_text(kind))
+        registry = Registry(retrieve=no_network).with_resource(schema["$id"], DRAFT7.create_resource(schema))
+        validator = _slow[kind] = Draft7Validator(schema, registry=registry)
+    return validator
+
+
+def warm(kind_names: Iterable[str] | None = None) -> None:
+    """Compile the fast validators now (e.g. before timing), for ``kind_names`` or every kind."""
+    for kind in kind_names or kinds():
+        _fast_validator(kind)
+
+
+def validate_against_schema(kind: str, data: Any) -> list[Issue]:
+    """Issues for ``data`` (what ``yaml.safe_load`` gives) against the exported schema of ``kind``; [] if valid."""
+    fast = _fast_validator(kind)
+    fast_error: Exception | None = None
+    try:
+        fast(data)
+        return []
+    except Exception as exc:  # JsonSchemaException, or a TypeError on odd YAML (non-string keys)
+        fast_error = exc
+    issues = _precise_issues(_slow_validator(kind), data)
+    if not issues:  # the two validators disagree (e.g. a format check): keep fastjsonschema's word
+        issues = [_issue_from_fast(fast_error)]
+    return issues
+
+
+def _issue_from_fast(error: Exception) -> Issue:
+    path: tuple[str | int, ...] = ()
+    message = str(error)
+    raw = getattr(error, "path", None)
+    if isinstance(raw, list) and raw and raw[0] == "data":
+        path = tuple(raw[1:])
+    name = getattr(error, "name", None)
+    if isinstance(name, str) and message.startswith(name):
+        message = message[len(name):].strip()
+    return Issue(path, message or type(error).__name__)
+
+
+def _precise_issues(validator: Any, data: Any) -> list[Issue]:
+    seen: set[Issue] = set()
+    out: list[Issue] = []
+    for error in validator.iter_errors(data):
+        for issue in _issues(error):
+            if issue not in seen:
+                seen.add(issue)
+                out.append(issue)
+    out.sort(key=lambda issue: (tuple(str(part) for part in issue.key_path), issue.message))
+    return out
+
+
+def _path(error: Any) -> tuple[str | int, ...]:
+    return tuple(error.absolute_path)
+
+
+def _issues(error: Any) -> list[Issue]:
+    """The most specific issues for one jsonschema error."""
+    path = _path(error)
+    validator = error.validator
+    if validator in ("anyOf", "oneOf") and error.context:
+        return _union_issues(error)
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        extras = _extra_keys(error.instance, error.schema)
+        if extras:
+            return [Issue((*path, key), f"unknown key {_short(key)}") for key in extras]
+    if validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        if missing:
+            return [Issue((*path, name), f"missing required key {_short(name)}") for name in missing]
+    return [Issue(path, _message(error))]
+
+
+def _extra_keys(instance: dict, schema: dict) -> list[Any]:
+    properties = schema.get("properties", {})
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    return [key for key in instance
+            if key not in properties and not (isinstance(key, str) and any(p.search(key) for p in patterns))]
+
+
+def _union_issues(error: Any) -> list[Issue]:
+    """Pick the branch of an ``anyOf`` the value was meant for and report its errors."""
+    base = _path(error)
+    instance = error.instance
+    has_tag = isinstance(instance, dict) and "type" in instance
+    wrong_type: list[str] = []
+    discriminators: list[Any] = []
+    alive: list[list[Any]] = []
+    for errors in _branches(error, base):
+        type_errors = [e for e in errors if _path(e) == base and e.validator == "type"]
+        if type_errors:
+            for e in type_errors:
+                wrong_type.extend(_as_list(e.validator_value))
+            continue
+        tag = [e for e in errors if _path(e) == (*base, "type") and e.validator in ("enum", "const")]
+        if tag:
+            for e in tag:
+                discriminators.extend(_as_list(e.validator_value))
+            continue
+        if has_tag and any(
+            _path(e) == base and e.validator == "additionalProperties" and "type" in _extra_keys(e.instance, e.schema)
+            for e in errors
+        ):
+            continue  # a branch without a `type` key at all: not the one a typed value was meant for
+        alive.append(errors)
+
+    if not alive:
+        if discriminators and has_tag:
+            got = _short(instance["type"])
+            return [Issue((*base, "type"), f"expected one of [{_join(discriminators)}], got {got}")]
+        if wrong_type:
+            return [Issue(base, f"expected {_type_names(wrong_type)}, got {_describe(instance)}")]
+        return [Issue(base, _message(error))]
+
+    def score(errors: list[Any]) -> tuple[int, int, int]:
+        shallow = sum(1 for e in errors if _path(e) == base and e.validator in ("required", "pattern", "enum"))
+        depth = max(len(_path(e)) for e in errors)
+        return (shallow, -depth, len(errors))
+
+    alive.sort(key=score)
+    best = alive[0]
+    # A plain value (string, number) that fits no alternative: one line naming the alternatives.
+    if not isinstance(instance, (dict, list)) and all(_path(e) == base for e in best):
+        forms = []
+        for errors in alive:
+            for e in errors:
+                if _path(e) == base:
+                    forms.append(_expectation(e))
+        unique = list(dict.fromkeys(f for f in forms if f))
+        if len(unique) > 1:
+            return [Issue(base, f"{_short(instance)} matches none of: {'; '.join(unique)}")]
+    out: list[Issue] = []
+    for e in best:
+        out.extend(_issues(e))
+    return out
+
+
+def _branches(error: Any, base: tuple[str | int, ...]) -> list[list[Any]]:
+    """The errors of each ``anyOf`` branch, with a nested ``anyOf`` at the same location flattened into it."""
+    groups: dict[int, list[Any]] = {}
+    for sub in error.context:
+        index = sub.relative_schema_path[0] if sub.relative_schema_path else 0
+        groups.setdefault(index, []).append(sub)
+    out: list[list[Any]] = []
+    for errors in groups.values():
+        if len(errors) == 1 and errors[0].validator in ("anyOf", "oneOf") and errors[0].context \
+                and _path(errors[0]) == base:
+            out.extend(_branches(errors[0], base))
+        else:
+            out.append(errors)
+    return out
+
+
+def _expectation(error: Any) -> str:
+    if error.validator == "pattern":
+        return f"pattern {error.validator_value!r}"
+    if error.validator == "enum":
+        return f"one of [{_join(error.validator_value)}]"
+    if error.validator == "const":
+        return f"{_short(error.validator_value)}"
+    if error.validator == "type":
+        return _type_names(_as_list(error.validator_value))
+    return error.message
+
+
+def _message(error: Any) -> str:
+    validator, expected, instance = error.validator, error.validator_value, error.instance
+    if validator == "type":
+        return f"expected {_type_names(_as_list(expected))}, got {_describe(instance)}"
+    if validator == "enum":
+        return f"expected one of [{_join(expected)}], got {_short(instance)}"
+    if validator == "const":
+        return f"expected {_short(expected)}, got {_short(instance)}"
+    if validator == "pattern":
+        return f"{_short(instance)} does not match pattern {expected!r}"
+    if validator in ("anyOf", "oneOf"):
+        return f"{_describe(instance)} matches none of the allowed forms"
+    message = error.message
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _join(values: Iterable[Any]) -> str:
+    return ", ".join(str(v) for v in dict.fromkeys(values))
+
+
+def _type_names(types: list[str]) -> str:
+    names = list(dict.fromkeys(_JSON_TYPES.get(t, str(t)) for t in types))
+    if len(names) > 1 and "null" in names:
+        names.remove("null")
+    return " or ".join(names)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return type(value).__name__  # e.g. datetime.date from an unquoted YAML date
+
+
+def _describe(value: Any) -> str:
+    kind = _json_type(value)
+    if kind in ("object", "array", "null"):
+        return kind
+    return f"{kind} {_short(value)}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."

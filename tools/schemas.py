@@ -1,0 +1,289 @@
+"""Export the Azure ML CLI v2 JSON schemas (Draft 7) from the pinned azure-ai-ml marshmallow schemas.
+
+``python -m tools schemas export`` writes ``schemas/azureml/<file>`` for every kind in ``schemas/kinds.yaml``;
+``--check`` writes nothing and exits 1 with one line per file that differs from a fresh export (an SDK bump
+must not drift silently).
+
+The export uses ``marshmallow-jsonschema`` with hooks for the SDK's own field types: ``UnionField`` (and
+``TypeSensitiveUnionField``) become ``anyOf`` of their members, ``ExperimentalField`` its inner field,
+``allow_none`` a ``{"type": "null"}`` branch, nested schemas shared definitions (recursion-safe, one per class
+and ``only``/``exclude`` variant). Unknown keys are rejected wherever the schema class is strict (its
+``Meta.unknown``), plus the few lenient classes listed in ``STRICT_OVERRIDES``. Output is pretty-printed with
+sorted keys, so it is byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tools.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KINDS_FILE = REPO_ROOT / "schemas" / "kinds.yaml"
+OUTPUT_DIR = REPO_ROOT / "schemas" / "azureml"
+DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
+
+# Schema classes whose marshmallow Meta lets unknown keys through but where a key the SDK does not know is, in
+# this repo, a typo that the service would silently ignore. The exported schema rejects unknown keys there.
+STRICT_OVERRIDES: frozenset[str] = frozenset({"PipelineJobSettingsSchema"})
+
+
+def load_kinds(path: Path = KINDS_FILE) -> dict[str, Any]:
+    """Return ``schemas/kinds.yaml`` as ``{"schema_base_url": str, "kinds": {kind: {...}}}``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the kinds table: {exc.strerror}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("kinds"), dict) or "schema_base_url" not in data:
+        raise UserError(f"{path}: expected 'schema_base_url' and a 'kinds' mapping")
+    return data
+
+
+def _import_sdk() -> None:
+    """Import azure.ai.ml once, quietly (deprecation warnings, experimental-class notices)."""
+    from tools.sdk_check import import_sdk
+
+    import_sdk()
+
+
+def _make_exporter_class() -> type:
+    """Build the JSONSchema subclass lazily, so importing this module does not import marshmallow or the SDK."""
+    from inspect import isclass
+
+    from azure.ai.ml._schema.core.fields import ExperimentalField, UnionField
+    from marshmallow import INCLUDE, Schema, fields
+    from marshmallow.class_registry import get_class
+    from marshmallow_jsonschema import JSONSchema
+    from marshmallow_jsonschema.base import _resolve_additional_properties
+
+    class AzureMLJSONSchema(JSONSchema):
+        """marshmallow-jsonschema with the azure-ai-ml custom fields and a shared, recursion-safe definitions map."""
+
+        def __init__(self, *args: Any, shared: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._shared = shared if shared is not None else {"defs": {}, "owners": {}}
+            self._nested_schema_classes = self._shared["defs"]
+
+        # -- fields -------------------------------------------------------------------------------------------
+        def _get_schema_for_field(self, obj: Any, field: Any) -> dict[str, Any]:
+            if isinstance(field, ExperimentalField):
+                schema = dict(self._get_schema_for_field(obj, field.experimental_field))
+                return self._with_null(self._with_metadata(schema, field), field)
+            if isinstance(field, UnionField):
+                branches: list[dict[str, Any]] = []
+                seen: set[str] = set()
+                for member in field.union_fields:
+                    member_schema = self._get_schema_for_field(obj, member)
+                    # flatten a bare nested anyOf (a union inside a union)
+                    parts = member_schema["anyOf"] if set(member_schema) == {"anyOf"} else [member_schema]
+                    for part in parts:
+                        key = json.dumps(part, sort_keys=True, default=str)
+                        if key not in seen:
+                            seen.add(key)
+                            branches.append(part)
+                schema = {"anyOf": branches}
+                self._with_metadata(schema, field)
+                return self._with_null(schema, field)
+            if type(field) is fields.Field:  # an untyped field accepts any value
+                schema = {"title": field.data_key or field.name or ""}
+                return self._with_null(self._with_metadata(schema, field), field)
+            schema = super()._get_schema_for_field(obj, field)
+            if hasattr(field, "_jsonschema_type_mapping"):
+                schema = self._with_null(schema, field)
+            return schema
+
+        @staticmethod
+        def _with_metadata(schema: dict[str, Any], field: Any) -> dict[str, Any]:
+            for key, value in field.metadata.items():
+                if key in ("metadata", "name", "_jsonschema_type_mapping"):
+                    continue
+                if key == "description" or isinstance(value, (str, int, float, bool)):
+                    schema.setdefault(key, value)
+            if field.dump_only:
+                schema["readOnly"] = True
+            return schema
+
+        @staticmethod
+        def _with_null(schema: dict[str, Any], field: Any) -> dict[str, Any]:
+            if not field.allow_none:
+                return schema
+            if schema.get("type") == "null" or "null" in (schema.get("type") or []):
+                return schema
+            if "anyOf" in schema:
+                if {"type": "null"} not in schema["anyOf"]:
+                    schema["anyOf"] = [*schema["anyOf"], {"type": "null"}]
+                return schema
+            return {"anyOf": [schema, {"type": "null"}]}
+
+        # -- nested schemas -----------------------------------------------------------------------------------
+        def _definition_name(self, nested_cls: type, only: Any, exclude: Any) -> str:
+            owners: dict[str, str] = self._shared["owners"]
+            qualified = f"{nested_cls.__module__}.{nested_cls.__qualname__}"
+            name = nested_cls.__name__
+            if owners.setdefault(name, qualified) != qualified:
+                name = qualified.replace("azure.ai.ml._schema.", "").replace(".", "_")
+                owners.setdefault(name, qualified)
+            if only:
+                name += "__only_" + "_".join(sorted(only))
+            if exclude:
+                name += "__exclude_" + "_".join(sorted(exclude))
+            return name
+
+        def _from_nested_schema(self, obj: Any, field: Any) -> dict[str, Any]:
+            nested = field.nested
+            if isinstance(nested, (str, bytes)):
+                nested = get_class(nested, all=False)
+            only = field.only
+            exclude = tuple(field.exclude or ())
+            if isclass(nested) and issubclass(nested, Schema):
+                nested_cls = nested
+                make = lambda: nested(only=only, exclude=exclude, context=obj.context)  # noqa: E731
+            elif isinstance(nested, Schema):
+                nested_cls = type(nested)
+                make = lambda: nested  # noqa: E731
+            elif callable(nested):
+                instance = nested()
+                nested_cls = type(instance)
+                make = lambda: instance  # noqa: E731
+            else:  # pragma: no cover - marshmallow forbids other kinds
+                raise TypeError(f"unsupported nested value {nested!r}")
+
+            name = self._definition_name(nested_cls, only, exclude)
+            defs = self._shared["defs"]
+            if name not in defs:
+                defs[name] = {}  # placeholder: a recursive reference resolves to this name
+                child = self.__class__(
+                    nested=True,
+                    props_ordered=self.props_ordered,
+                    definitions_path=self.definitions_path,
+                    shared=self._shared,
+                )
+                body = child.dump(make())
+                strict = nested_cls.__name__ in STRICT_OVERRIDES
+                body["additionalProperties"] = False if strict else _resolve_additional_properties(nested_cls)
+                if getattr(nested_cls.Meta, "unknown", None) == INCLUDE and not strict:
+                    body["additionalProperties"] = True
+                defs[name] = body
+
+            schema: dict[str, Any] = {"$ref": f"#/{self.definitions_path}/{name}"}
+            self._with_metadata(schema, field)
+            if field.allow_none:
+                schema = {"anyOf": [schema, {"type": "null"}]}
+            if field.many:
+                schema = {"type": "array", "items": schema}
+                if field.allow_none:
+                    schema = {"anyOf": [schema, {"type": "null"}]}
+            return schema
+
+    return AzureMLJSONSchema
+
+
+def _resolve_class(dotted: str) -> type:
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"{KINDS_FILE}: schema_class {dotted!r} not found in the installed azure-ai-ml") from exc
+
+
+def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """Return the Draft 7 JSON schema dict for one kind of ``kinds.yaml``."""
+    _import_sdk()
+    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+
+    schema_cls = _resolve_class(spec["schema_class"])
+    exporter_cls = _make_exporter_class()
+    exporter = exporter_cls()
+    root = exporter.dump(schema_cls(context={BASE_PATH_CONTEXT_KEY: Path(".")}))
+    root_name = schema_cls.__name__
+    definition = root["definitions"][root_name]
+    if schema_cls.__name__ in STRICT_OVERRIDES:
+        definition["additionalProperties"] = False
+    # every spec carries a `$schema` line; make sure the root accepts it whatever the SDK class declares
+    definition.setdefault("properties", {}).setdefault("$schema", {"title": "$schema", "type": "string"})
+    definition["properties"]["$schema"].pop("readOnly", None)
+    return {
+        "$schema": DRAFT_07,
+        "$id": base_url + spec["file"],
+        "title": kind,
+        "definitions": root["definitions"],
+        "$ref": f"#/definitions/{root_name}",
+    }
+
+
+def render(schema: dict[str, Any]) -> str:
+    """Serialise a schema deterministically: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def export_all(kinds_file: Path = KINDS_FILE) -> dict[str, str]:
+    """Return ``{file name: rendered text}`` for every kind, without writing anything."""
+    if os.environ.get(PRIVATE_FEATURES_ENV, "").lower() in ("1", "true", "yes", "on"):
+        raise UserError(f"unset {PRIVATE_FEATURES_ENV}: it adds private-preview fields to the SDK's schemas")
+    table = load_kinds(kinds_file)
+    base_url = str(table["schema_base_url"])
+    return {
+        spec["file"]: render(export_schema(kind, spec, base_url)) for kind, spec in sorted(table["kinds"].items())
+    }
+
+
+def check(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[str]:
+    """Compare the committed files with a fresh export; return one line per drifted or missing file."""
+    problems = []
+    for name, text in export_all(kinds_file).items():
+        path = output_dir / name
+        try:
+            committed = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(f"{_display(path)}: missing; run `python -m tools schemas export`")
+            continue
+        if committed != text:
+            problems.append(f"{_display(path)}: differs from the pinned azure-ai-ml export; "
+                            "run `python -m tools schemas export`")
+    return problems
+
+
+def write_all(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[Path]:
+    """Export every kind into ``output_dir`` atomically; return the paths written."""
+    from tools.fsutil import atomic_write_text
+
+    written = []
+    for name, text in export_all(kinds_file).items():
+        path = output_dir / name
+        atomic_write_text(path, text)
+        written.append(path)
+    return written
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="schemas_command", metavar="<subcommand>", required=True)
+    export = sub.add_parser("export", help="write schemas/azureml/*.schema.json from the pinned azure-ai-ml")
+    export.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 listing files that differ from a fresh export")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.check:
+        problems = check()
+        for line in problems:
+            print(line)
+        return 1 if problems else 0
+    for path in write_all():
+        print(f"wrote {_display(path)}", file=sys.stderr)
+    return 0
