@@ -114,8 +114,21 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
         Step(
             "bootstrap.identity",
             "bootstrap",
-            ("az", "identity", "create", "--name", ws.identity, "-g", ws.resource_group, *location, *sub,
-             "--query", "principalId", "-o", "tsv"),
+            (
+                "az",
+                "identity",
+                "create",
+                "--name",
+                ws.identity,
+                "-g",
+                ws.resource_group,
+                *location,
+                *sub,
+                "--query",
+                "principalId",
+                "-o",
+                "tsv",
+            ),
             f"user-assigned managed identity {ws.identity} for the endpoint (create or reuse)",
             captures="PRINCIPAL_ID",
         ),
@@ -125,8 +138,21 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
             Step(
                 f"bootstrap.{field_name.replace('_', '-')}",
                 "bootstrap",
-                ("az", "ml", "workspace", "show", "--name", ws.workspace, "-g", ws.resource_group, *sub,
-                 "--query", field_name, "-o", "tsv"),
+                (
+                    "az",
+                    "ml",
+                    "workspace",
+                    "show",
+                    "--name",
+                    ws.workspace,
+                    "-g",
+                    ws.resource_group,
+                    *sub,
+                    "--query",
+                    field_name,
+                    "-o",
+                    "tsv",
+                ),
                 f"resource id of the workspace {field_name.replace('_', ' ')}",
                 captures=var,
             )
@@ -136,9 +162,21 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
             Step(
                 f"bootstrap.role-{role.lower().replace(' ', '-')}",
                 "bootstrap",
-                ("az", "role", "assignment", "create", "--assignee-object-id", "${PRINCIPAL_ID}",
-                 "--assignee-principal-type", "ServicePrincipal", "--role", role,
-                 "--scope", rg_scope if scope == "resource-group" else scope, *sub),
+                (
+                    "az",
+                    "role",
+                    "assignment",
+                    "create",
+                    "--assignee-object-id",
+                    "${PRINCIPAL_ID}",
+                    "--assignee-principal-type",
+                    "ServicePrincipal",
+                    "--role",
+                    role,
+                    "--scope",
+                    rg_scope if scope == "resource-group" else scope,
+                    *sub,
+                ),
                 f"{role} for {ws.identity}: {why}",
             )
         )
@@ -216,8 +254,17 @@ def register_steps(ws: Workspace) -> list[Step]:
             Step(
                 f"register.model-{data.get('name')}",
                 "register",
-                ("az", "ml", "model", "create", "-f", path,
-                 "--path", model_path.replace(f"/{JOB_NAME_PLACEHOLDER}/", "/${JOB_NAME}/"), *ws.scope()),
+                (
+                    "az",
+                    "ml",
+                    "model",
+                    "create",
+                    "-f",
+                    path,
+                    "--path",
+                    model_path.replace(f"/{JOB_NAME_PLACEHOLDER}/", "/${JOB_NAME}/"),
+                    *ws.scope(),
+                ),
                 f"register {data.get('name')}:{data.get('version')} from the job's output",
                 spec=path,
             )
@@ -273,8 +320,17 @@ def smoke_steps(ws: Workspace) -> list[Step]:
         Step(
             "smoke.invoke",
             "smoke",
-            ("az", "ml", "online-endpoint", "invoke", "--name", data["name"], "--request-file", SAMPLE_REQUEST,
-             *ws.scope()),
+            (
+                "az",
+                "ml",
+                "online-endpoint",
+                "invoke",
+                "--name",
+                data["name"],
+                "--request-file",
+                SAMPLE_REQUEST,
+                *ws.scope(),
+            ),
             f"score the sample request (written by `{SAMPLE_REQUEST_HINT}`)",
             needs_files=(SAMPLE_REQUEST,),
         )
@@ -352,8 +408,9 @@ def load_workspace(name: str, root: Path = REPO_ROOT, layers: str = "ABCD") -> W
     errors = [f for f in report.findings if f.severity == ERROR]
     if errors:
         print(to_text(errors), file=sys.stderr)
-        raise UserError(f"{name}: {len(errors)} validation errors; refusing to plan (python -m tools validate "
-                        f"--workspace {name})")
+        raise UserError(
+            f"{name}: {len(errors)} validation errors; refusing to plan (python -m tools validate --workspace {name})"
+        )
     specs = []
     for spec in report.specs:
         parsed = spec if spec.data is not None else parse_spec(spec.path, spec.display)
@@ -419,7 +476,8 @@ def format_plan(ws: Workspace, stages: list[str], steps: list[Step], invocation:
             lines += ["", f"# == {current} =="]
         lines.append(f"# {step.name}: {step.description}" + ("  [destructive]" if step.destructive else ""))
         for needed in step.needs_files:
-            lines.append(f"#   needs {needed}: {SAMPLE_REQUEST_HINT}" if needed == SAMPLE_REQUEST else f"#   needs {needed}")
+            hint = f": {SAMPLE_REQUEST_HINT}" if needed == SAMPLE_REQUEST else ""
+            lines.append(f"#   needs {needed}{hint}")
         lines.append(shell_line(step))
         for hint in step.on_failure:
             lines.append(f"#   if it fails: {shell_command(hint)}")
@@ -436,6 +494,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--job", metavar="PATH", help="job spec to submit (default: the render's first pipeline job)")
     parser.add_argument("--layers", default="ABCD", help="validation layers run before planning (default ABCD)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -443,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.workspace or DEFAULT_WORKSPACE
     stages = parse_stages(args.stage)
-    ws = load_workspace(name, REPO_ROOT, args.layers.upper())
+    ws = load_workspace(name, args.root.resolve(), args.layers.upper())
     steps = build_plan(ws, stages, args.job)
     invocation = f"python -m tools plan --workspace {name} --stage {args.stage}"
     sys.stdout.write(format_plan(ws, stages, steps, invocation))
