@@ -15,6 +15,7 @@ sorted keys, so it is byte-identical across runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -209,15 +210,36 @@ def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, A
     if schema_cls.__name__ in STRICT_OVERRIDES:
         definition["additionalProperties"] = False
     # every spec carries a `$schema` line; make sure the root accepts it whatever the SDK class declares
-    definition.setdefault("properties", {}).setdefault("$schema", {"title": "$schema", "type": "string"})
+    definition.setdefault("properties", {}).setdefault("$schema", {"type": "string"})
     definition["properties"]["$schema"].pop("readOnly", None)
     return {
         "$schema": DRAFT_07,
         "$id": base_url + spec["file"],
         "title": kind,
-        "definitions": root["definitions"],
+        "definitions": {name: _without_titles(body) for name, body in root["definitions"].items()},
         "$ref": f"#/definitions/{root_name}",
     }
+
+
+_NAME_MAPS = ("properties", "patternProperties", "definitions")
+
+
+def _without_titles(node: Any) -> Any:
+    """Drop field titles: they only repeat the key, and the SDK sets some lazily (a second export in the same
+    process would differ). Keys of ``properties`` maps are names, not keywords, and are kept."""
+    if isinstance(node, list):
+        return [_without_titles(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in _NAME_MAPS and isinstance(value, dict):
+            out[key] = {name: _without_titles(sub) for name, sub in value.items()}
+        else:
+            out[key] = _without_titles(value)
+    return out
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -226,9 +248,15 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def export_all(kinds_file: Path = KINDS_FILE) -> dict[str, str]:
-    """Return ``{file name: rendered text}`` for every kind, without writing anything."""
+    """Return ``{file name: rendered text}`` for every kind, without writing anything (memoised per process:
+    the export is deterministic, and ``--check`` plus ``export`` in one test session need it once)."""
     if os.environ.get(PRIVATE_FEATURES_ENV, "").lower() in ("1", "true", "yes", "on"):
         raise UserError(f"unset {PRIVATE_FEATURES_ENV}: it adds private-preview fields to the SDK's schemas")
+    return dict(_export_all(Path(kinds_file).resolve(), Path(kinds_file).stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _export_all(kinds_file: Path, _mtime_ns: int) -> dict[str, str]:
     table = load_kinds(kinds_file)
     base_url = str(table["schema_base_url"])
     return {
