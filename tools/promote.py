@@ -1,0 +1,216 @@
+"""`python -m tools promote`: promote one model version from a source workspace to a target workspace through the
+registry named in the target's values, then point the target's deployment at it — a reviewable Git change.
+
+  1. `az ml model show` — the version must exist in the source workspace,
+  2. `az ml model share ... --registry-name R` — copy it into the registry, keeping lineage (skipped when the
+     registry already has that version),
+  3. rewrite `workspaces/<target>.yaml` so `deployment.model` = {registry, name, version} (ruamel.yaml round trip:
+     comments and key order stay), re-render the target and print the diff of its values and its specs,
+  4. validate the target (its own policy: prod pins everything and serves registry models).
+
+The `az` commands (1, 2) are printed, not run, unless --execute; the local rewrite (3, 4) always happens, so a
+promotion can be prepared as a pull request before the share runs in CI. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tools.catalog import REPO_ROOT
+from tools.errors import UserError
+from tools.plan import Step, shell_command
+
+_MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0-9._-]+)$")
+
+
+def parse_model_ref(text: str) -> tuple[str, str]:
+    match = _MODEL_REF.match(text)
+    if not match:
+        raise UserError(f"--model {text}: expected NAME:VERSION (e.g. phi3-mini-ultrachat:3)")
+    return match["name"], match["version"]
+
+
+def _scope(ws: dict[str, Any]) -> tuple[str, ...]:
+    return ("-g", str(ws["resource_group"]), "-w", str(ws["name"]), "--subscription", str(ws["subscription_id"]))
+
+
+def promotion_steps(source: dict[str, Any], registry: str, name: str, version: str) -> list[Step]:
+    """The `az` steps of a promotion (pure): show in the source workspace, then share into the registry."""
+    scope = _scope(source["workspace"])
+    in_registry = ("az", "ml", "model", "show", "--name", name, "--version", version, "--registry-name", registry)
+    return [
+        Step(
+            "promote.model-show",
+            "promote",
+            ("az", "ml", "model", "show", "--name", name, "--version", version, *scope),
+            f"{name}:{version} must exist in workspace {source['workspace']['name']}",
+        ),
+        Step(
+            "promote.model-share",
+            "promote",
+            (
+                "az",
+                "ml",
+                "model",
+                "share",
+                "--name",
+                name,
+                "--version",
+                version,
+                "--registry-name",
+                registry,
+                "--share-with-name",
+                name,
+                "--share-with-version",
+                version,
+                *scope,
+            ),  # fmt: skip
+            f"copy {name}:{version} into registry {registry} (skipped when the registry has it)",
+            skip_if=in_registry,
+        ),
+    ]
+
+
+def _yaml():  # -> ruamel.yaml.YAML
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
+    """The values text with `deployment.model` = {registry, name, version}; everything else byte for byte."""
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = _yaml()
+    doc = yaml.load(text)
+    if doc is None:
+        doc = CommentedMap()
+    if not isinstance(doc, dict):
+        raise UserError("values file: expected a mapping at the top level")
+    deployment = doc.get("deployment")
+    if deployment is None:
+        deployment = doc["deployment"] = CommentedMap()
+    model = deployment.get("model")
+    if not isinstance(model, dict):
+        model = deployment["model"] = CommentedMap()
+    pinned: dict[str, Any] = {
+        "registry": registry,
+        "name": name,
+        "version": int(version) if version.isdigit() else version,
+    }
+    for key, value in pinned.items():
+        if model.get(key) != value or type(model.get(key)) is not type(value):
+            model[key] = value
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    return buffer.getvalue()
+
+
+def unified(before: str, after: str, label: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{label}", f"b/{label}"))
+
+
+def render_diff(before: dict[str, str], after: dict[str, str], prefix: str) -> str:
+    """Unified diff of two renders ({relpath: text}), files in path order."""
+    parts = []
+    for rel in sorted(set(before) | set(after)):
+        old, new = before.get(rel, ""), after.get(rel, "")
+        if old != new:
+            parts.append(unified(old, new, f"{prefix}{rel}"))
+    return "".join(parts)
+
+
+def _check_exists(step: Step, root: Path) -> None:
+    result = subprocess.run(step.argv, cwd=root, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        detail = f": {said[-1]}" if said else ""
+        raise UserError(
+            f"{step.description.split(' must')[0]} not found ({shell_command(step.argv)} exited "
+            f"{result.returncode}){detail}"
+        )
+    print(f"==> {step.name}: found", flush=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="NAME:VERSION", help="the model version to promote")
+    parser.add_argument("--from", dest="source", default="dev", metavar="WS", help="source workspace (default dev)")
+    parser.add_argument("--to", dest="target", default="prod", metavar="WS", help="target workspace (default prod)")
+    parser.add_argument("--execute", action="store_true", help="run the az commands (default: print them)")
+    parser.add_argument("--layers", default="ABCD", help="validation layers for the target (default ABCD)")
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tools.apply import execute
+    from tools.findings import ERROR, to_text
+    from tools.render import default_out_dir, render_workspace, write_rendered
+    from tools.validate import validate_workspace
+    from tools.values import WORKSPACES_DIR, load_values
+
+    root: Path = args.root.resolve()
+    name, version = parse_model_ref(args.model)
+    if args.source == args.target:
+        raise UserError(f"--from and --to are both {args.source}: promotion goes from one workspace to another")
+    source = load_values(args.source, root).data
+    target = load_values(args.target, root).data
+    registry = str(target["registry"]["name"])
+    steps = promotion_steps(source, registry, name, version)
+    if args.execute:
+        _check_exists(steps[0], root)
+        execute(steps[1:], root, {})
+    else:
+        print(f"# dry run: the az commands of the promotion (run them with --execute) from {root}")
+        for step in steps:
+            print(f"# {step.name}: {step.description}")
+            probe = f"{shell_command(step.skip_if)} >/dev/null 2>&1 || \\\n  " if step.skip_if else ""
+            print(probe + shell_command(step.argv))
+
+    values_rel = f"{WORKSPACES_DIR}/{args.target}.yaml"
+    values_path = root / values_rel
+    old_text = values_path.read_text()
+    new_text = rewrite_values(old_text, registry, name, version)
+    uri = f"azureml://registries/{registry}/models/{name}/versions/{version}"
+    out_dir = default_out_dir(args.target, root)
+    prefix = f"{Path(os.path.relpath(out_dir, root)).as_posix()}/" if out_dir != root else ""
+    if new_text == old_text:
+        print(f"{values_rel}: {args.target} already deploys {uri}: no change")
+        write_rendered(render_workspace(args.target, out_dir, root), out_dir)
+    else:
+        before = {f.relpath: f.text for f in render_workspace(args.target, out_dir, root)}
+        from tools.fsutil import atomic_write_text
+
+        atomic_write_text(values_path, new_text)
+        try:
+            files = render_workspace(args.target, out_dir, root)
+        except UserError:
+            atomic_write_text(values_path, old_text)
+            raise
+        write_rendered(files, out_dir)
+        print(unified(old_text, new_text, values_rel), end="")
+        print(render_diff(before, {f.relpath: f.text for f in files}, prefix), end="")
+        print(f"{values_rel}: {args.target} now deploys {uri}")
+    report = validate_workspace(args.target, args.layers.upper(), root)
+    errors = [f for f in report.findings if f.severity == ERROR]
+    if errors:
+        print(to_text(errors), file=sys.stderr)
+        print(f"promote: {args.target} does not validate ({len(errors)} errors)", file=sys.stderr)
+        return 1
+    policy = target.get("policy", "default")
+    print(
+        f"promote: {args.target} validates (policy {policy}); next: "
+        f"python -m tools apply --workspace {args.target} --stage deploy,smoke --execute"
+    )
+    return 0
