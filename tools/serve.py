@@ -48,6 +48,7 @@ class Endpoint:
     model: str
     log: str
     create_time: float
+    state_dir: str = ""
 
     @property
     def url(self) -> str:
@@ -191,12 +192,13 @@ def start(
         model=str(model),
         log=str(log_path),
         create_time=psutil.Process(process.pid).create_time(),
+        state_dir=str(folder),
     )
     atomic_write_text(_state_path(folder, port), json.dumps(asdict(endpoint), indent=2) + "\n")
     try:
         _wait_ready(endpoint, process, ready_timeout)
     except BaseException:
-        stop_endpoint(endpoint, state_dir=folder, process=process)
+        stop_endpoint(endpoint, process=process)
         raise
     return endpoint
 
@@ -223,7 +225,7 @@ def stop_endpoint(
     endpoint: Endpoint, *, state_dir: Path | None = None, process: subprocess.Popen | None = None
 ) -> None:
     """Stop ``endpoint``'s whole process group (SIGTERM, then SIGKILL), reap it, and verify both ports are free."""
-    folder = state_dir or STATE_DIR
+    folder = state_dir or (Path(endpoint.state_dir) if endpoint.state_dir else STATE_DIR)
     if _process_alive(endpoint.pid, endpoint.create_time) or _orphans(endpoint):
         _signal_group(endpoint.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -259,7 +261,7 @@ def stop(port: int | None = None, *, state_dir: Path | None = None) -> list[Endp
     if port is not None and not endpoints:
         raise UserError(f"no local endpoint recorded on port {port} (see: python -m tools serve status)")
     for endpoint in endpoints:
-        stop_endpoint(endpoint, state_dir=state_dir)
+        stop_endpoint(endpoint, state_dir=state_dir or STATE_DIR)
     return endpoints
 
 
@@ -277,7 +279,7 @@ def local_endpoint(
     try:
         yield endpoint.url
     finally:
-        stop_endpoint(endpoint, state_dir=state_dir)
+        stop_endpoint(endpoint)
 
 
 # --------------------------------------------------------------------------------------------- CLI
