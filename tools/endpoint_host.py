@@ -2,12 +2,13 @@
 
   python -m tools.endpoint_host --model DIR --port P --upstream-port Q     (started by `python -m tools serve`)
 
-It runs ``mlflow models serve -m DIR --env-manager local -h 127.0.0.1 -p Q`` as a child in its own process group
-and serves 127.0.0.1:P like an Azure ML managed online endpoint:
+It runs ``mlflow models serve -m DIR --env-manager local -h 127.0.0.1 -p Q`` as its child (same process group, so
+`serve stop` ends both) and serves 127.0.0.1:P like an Azure ML managed online endpoint:
 
 * ``POST /score`` (also ``/invocations``): an Azure foundation-model body (``input_data``) is converted to MLflow's
   chat body, scored, and answered as ``{"output": "<answer>"}`` (a list of those for several conversations);
-  an MLflow body is passed through unchanged. A model failure answers 424, as Azure does.
+  any other body (MLflow chat, ``dataframe_records``, ...) goes to MLflow unchanged. A model failure answers 424,
+  as Azure does.
 * ``GET /ping`` (also ``/``, ``/health``): 200 once MLflow's server is ready, 503 before.
 * Key auth when ``LOCAL_ENDPOINT_KEY`` is set in the environment: ``Authorization: Bearer <key>``, else 401.
 
@@ -115,12 +116,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         try:
             body = json.loads(raw or b"null")
-            fmt = scoring_client.detect_format(body)
-        except (ValueError, scoring_client.ScoringError) as error:
-            self._json(400, {"message": f"bad request: {error}"})
+        except ValueError as error:
+            self._json(400, {"message": f"bad request: the body is not JSON ({error})"})
             return
         try:
-            if fmt == scoring_client.MLFLOW:
+            if not (isinstance(body, dict) and "input_data" in body):  # any MLflow body: passed through as is
                 status, payload = self._upstream("/invocations", raw)
                 if status >= 500:
                     self._json(424, {"message": _message(payload)})
@@ -133,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _score_azure(self, body: dict) -> None:
         data = body["input_data"]
-        conversations = data.get("input_string")
+        conversations = data.get("input_string") if isinstance(data, dict) else None
         if not isinstance(conversations, list) or not conversations:
             self._json(400, {"message": "input_data.input_string: expected a list of conversations"})
             return

@@ -52,6 +52,11 @@ class StubEndpoint:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802 - MLflow's /ping
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self) -> None:  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 stub.seen.append(Seen(self.path, dict(self.headers), json.loads(raw or b"null")))
