@@ -21,7 +21,7 @@ apply_offline_env()
 def _isolated_homes(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep MLflow's tracking store and Prompt flow's home out of the checkout and the user's home."""
     home = tmp_path_factory.mktemp("homes")
-    os.environ.setdefault("MLFLOW_TRACKING_URI", (home / "mlruns").as_uri())
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     os.environ.setdefault("PF_HOME_DIRECTORY", str(home / "promptflow"))
 
 

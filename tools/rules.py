@@ -443,6 +443,13 @@ def _check_asset(spec: Spec, emit: Emit, context: RuleContext) -> None:
         emit(("version",), f"expected a version string, got {data['version']!r}", rule="version")
     if spec.kind == "data":
         _local_path(spec, ("path",), data.get("path"), emit, "data file")
+    if spec.kind == "model" and not data.get("path"):
+        emit(
+            ("path",),
+            "a model registration needs `path`: azureml://jobs/<job>/outputs/<output>, a datastore URI "
+            "or a local folder",
+            rule="required",
+        )
 
 
 def _endpoint_name(spec: Spec, key: tuple, emit: Emit) -> None:

@@ -1,0 +1,280 @@
+"""`python -m tools demo` (what `make demo` runs): the whole chain on embedded defaults, locally, as a story.
+
+render + validate every workspace → prepare the bundled ultrachat sample → build a tiny Phi-3-architecture model
+→ fine-tune it with the real SFT code (components/finetune-sft) → MLflow model → serve it on 127.0.0.1 → send the
+sample scoring request → ask the Prompt flow chat → stop the server → print the `az ml` plan for the dev workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools.catalog import REPO_ROOT, kinds
+from tools.errors import UserError
+from tools.offline import apply_offline_env
+
+RUN_DIR = ".runs/demo"
+SAMPLE_SOURCE = "data/hub-sample"
+FINETUNE_SCRIPT = "components/finetune-sft/src/fine_tune.py"
+FLOW_DIR = "flows/chat"
+QUESTION = "Can you give me three tips for writing clear documentation?"
+
+WHAT = {
+    "pipelineJob": "pipeline job",
+    "commandJob": "command job",
+    "commandComponent": "command component",
+    "amlCompute": "GPU cluster",
+    "environment": "environment",
+    "data": "data asset",
+    "model": "model registration",
+    "managedOnlineEndpoint": "online endpoint",
+    "managedOnlineDeployment": "online deployment",
+}
+
+
+class Story:
+    """Numbered steps with timings, printed as they happen."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.number = 0
+        self.started = time.perf_counter()
+
+    def step(self, title: str, action: Callable[[], Any]) -> Any:
+        self.number += 1
+        print(f"\n[{self.number}/{self.total}] {title}", flush=True)
+        begin = time.perf_counter()
+        result = action()
+        print(f"      done in {time.perf_counter() - begin:.1f} s", flush=True)
+        return result
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _python(*args: str, quiet: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, text=True, capture_output=quiet)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout or "").strip().splitlines()[-3:] if quiet else []
+        raise UserError(f"demo step failed: python {' '.join(args)} (exit {result.returncode}) {' | '.join(detail)}")
+    return result
+
+
+def render_and_validate() -> None:
+    from tools.render import default_out_dir, render_workspace, write_rendered
+    from tools.validate import validate_workspace
+    from tools.values import workspace_names
+
+    rows: list[tuple[str, str, str, str]] = []
+    errors = 0
+    for name in workspace_names():
+        write_rendered(render_workspace(name, default_out_dir(name)), default_out_dir(name))
+        report = validate_workspace(name)
+        for finding in report.findings:
+            print(f"      {finding.text()}")
+        errors += report.errors
+        for spec in report.specs:
+            if name == workspace_names()[0]:
+                kind = spec.kind or "?"
+                rows.append((spec.display, WHAT.get(kind, kind), kinds().get(kind, {}).get("az", ""), "ok"))
+        print(f"      {name}: {len(report.specs)} specs, {report.errors} errors, {report.warnings} warnings")
+    if errors:
+        raise UserError(f"validation found {errors} errors (see above)")
+    width = max(len(r[0]) for r in rows)
+    print(f"\n      {'spec (dev, committed)':{width}}  {'what':18}  applied with")
+    for path, what, az, _ in rows:
+        print(f"      {path:{width}}  {what:18}  {az} -f {path}")
+
+
+def prepare_sample(run: Path) -> Path:
+    out = run / "data"
+    _python(
+        "-m",
+        "tools",
+        "data",
+        "prepare",
+        "--source",
+        SAMPLE_SOURCE,
+        "--splits",
+        "train_sft,test_sft",
+        "--percent",
+        "100",
+        "--out",
+        str(out),
+    )
+    return out
+
+
+def build_base_model(run: Path) -> Path:
+    from tools.tiny_model import build_tiny_model
+
+    path = build_tiny_model(run / "base-model", seed=0)
+    print(
+        f"      {path.relative_to(REPO_ROOT)}: Phi3ForCausalLM (random weights) + byte-level BPE tokenizer with the Phi-3 chat template"
+    )
+    return path
+
+
+def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
+    out = run / "model"
+    metrics = run / "metrics.json"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{(run / 'mlflow.db').resolve()}")
+    _python(
+        FINETUNE_SCRIPT,
+        "--train-file",
+        str(data / "train_sft.jsonl"),
+        "--eval-file",
+        str(data / "test_sft.jsonl"),
+        "--model-name-or-path",
+        str(base),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--learning-rate",
+        "3e-3",
+        "--max-length",
+        "256",
+        "--per-device-train-batch-size",
+        "4",
+        "--gradient-accumulation-steps",
+        "1",
+        "--lora",
+        "--lora-r",
+        "8",
+        "--lora-alpha",
+        "16",
+        "--logging-steps",
+        "10",
+        "--seed",
+        "0",
+        "--metrics-json",
+        str(metrics),
+        env=env,
+    )
+    history = json.loads(metrics.read_text()) if metrics.exists() else {}
+    losses = [
+        row["loss"]
+        for row in history.get("log_history", history if isinstance(history, list) else [])
+        if isinstance(row, dict) and "loss" in row
+    ]
+    if losses:
+        print(
+            f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {steps} steps; MLflow model: "
+            f"{out.relative_to(REPO_ROOT)}/MLmodel"
+        )
+    return out
+
+
+def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
+    from tools.score import build_sample_request, generation_parameters, invoke, write_request
+    from tools.serve import is_listening, local_endpoint
+    from tools.values import load_values
+
+    scoring = load_values("dev").data["scoring"]
+    params = generation_parameters(scoring["temperature"], scoring["top_p"], False, 48)
+    request = write_request(
+        build_sample_request(data / "test_sft.jsonl", n=1, seed=0, parameters=params), run / "sample_score.json"
+    )
+    answers: dict[str, str] = {}
+    with local_endpoint(model) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        print(f"      serving {model.relative_to(REPO_ROOT)} at {url} (MLflow scoring server + Azure-body adapter)")
+        body = json.loads(request.read_text())
+        last_user = body["input_data"]["input_string"][0][-1]["content"]
+        answers["request"] = invoke(url, None, body)
+        print(f"      sample request ({request.relative_to(REPO_ROOT)}, Azure foundation-model body)")
+        print(f"        user:      {last_user[:110]}")
+        print(f"        assistant: {answers['request'][:200]!r}")
+        env = dict(os.environ, AZUREML_ENDPOINT_URL=url, PF_HOME_DIRECTORY=str((run / "pf-home").resolve()))
+        pf = str(Path(sys.executable).parent / "pf")
+        result = subprocess.run(
+            [
+                pf,
+                "flow",
+                "test",
+                "--flow",
+                FLOW_DIR,
+                "--inputs",
+                f"question={QUESTION}",
+                "do_sample=false",
+                "max_new_tokens=48",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            text=True,
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            raise UserError(f"pf flow test failed (exit {result.returncode}): {result.stderr.strip()[-300:]}")
+        answers["flow"] = _flow_answer(result.stdout)
+        print("      Prompt flow (pf flow test --flow flows/chat)")
+        print(f"        user:      {QUESTION}")
+        print(f"        assistant: {answers['flow'][:200]!r}")
+    if is_listening(port):
+        raise UserError(f"the local endpoint still listens on 127.0.0.1:{port} after stop")
+    print(f"      server stopped; nothing listens on 127.0.0.1:{port}")
+    return answers
+
+
+def _flow_answer(stdout: str) -> str:
+    start = stdout.find("{")
+    try:
+        return str(json.loads(stdout[start:])["answer"])
+    except (ValueError, KeyError):
+        raise UserError(f"pf flow test printed no answer: {stdout.strip()[-300:]}") from None
+
+
+def print_plan() -> None:
+    try:
+        from tools import plan
+    except ImportError:
+        print("      (python -m tools plan is not available)")
+        return
+    print(plan.render_plan_text("dev", "all") if hasattr(plan, "render_plan_text") else "")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, default=60, help="fine-tuning steps for the tiny model (default 60)")
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep {RUN_DIR}/ from a previous run (default: start clean)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    apply_offline_env()
+    run_dir = REPO_ROOT / RUN_DIR
+    if run_dir.exists() and not args.keep:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    print(
+        "Demo: the whole chain on embedded defaults, locally and offline (the dev workspace's specs, a bundled "
+        "ultrachat-shaped sample, a tiny Phi-3-architecture model)."
+    )
+    story = Story(total=6)
+    story.step("Render and validate every workspace (layers A B C D)", render_and_validate)
+    data = story.step(
+        f"Prepare the bundled sample ({SAMPLE_SOURCE}, hub layout) with `python -m tools data prepare`",
+        lambda: prepare_sample(run_dir),
+    )
+    base = story.step("Build a tiny Phi-3-architecture base model offline", lambda: build_base_model(run_dir))
+    model = story.step(
+        f"Fine-tune it with the real SFT code ({FINETUNE_SCRIPT}, LoRA, merged) → MLflow model",
+        lambda: fine_tune(run_dir, data, base, args.steps),
+    )
+    answers = story.step(
+        "Serve it on 127.0.0.1, send the sample request, ask the Prompt flow, stop the server",
+        lambda: score_and_chat(run_dir, model, data),
+    )
+    story.step("The same in Azure: the plan for the dev workspace (python -m tools plan --workspace dev)", print_plan)
+    print(f"\nDemo finished in {story.elapsed():.0f} s. Prompt flow answered: {answers['flow'][:120]!r}")
+    return 0
