@@ -545,7 +545,7 @@ def final_model(args: argparse.Namespace, checkpoint: Path, precision: str):  # 
     else:
         model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa")
     model.config.use_cache = True
-    model.config._name_or_path = args.model_name_or_path  # MLflow records it as the source model
+    model.name_or_path = model.config._name_or_path = args.model_name_or_path  # MLflow's source_model_name
     return ensure_merged(model)
 
 
