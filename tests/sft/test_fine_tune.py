@@ -126,3 +126,19 @@ def test_help_documents_every_option(fine_tune_module, capsys) -> None:  # noqa:
         for flag in action.option_strings:
             assert flag in text
         assert action.help, action.option_strings
+
+
+def test_padding_free_packing_keeps_conversations_apart(fine_tune_module, tiny_model: Path) -> None:  # noqa: ANN001
+    """Best-fit packing flattens conversations into one row with restarting position_ids; with sdpa (no flash-attn)
+    transformers must still mask across them, which it only does with the cache off, as our loader sets it."""
+    import torch
+
+    model = fine_tune_module.load_model(str(tiny_model), "fp32", "sdpa").eval()
+    assert model.config.use_cache is False
+    a, b = torch.randint(10, 800, (1, 7)), torch.randint(10, 800, (1, 5))
+    positions = torch.cat([torch.arange(7), torch.arange(5)])[None]
+    with torch.no_grad():
+        packed = model(torch.cat([a, b], 1), position_ids=positions).logits
+        alone_a, alone_b = model(a).logits, model(b).logits
+    assert torch.allclose(packed[:, :7], alone_a, atol=1e-5)
+    assert torch.allclose(packed[:, 7:], alone_b, atol=1e-5)
