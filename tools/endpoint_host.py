@@ -64,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        if self.command == "GET" and self.path.split("?")[0] in HEALTH_PATHS:
+            return  # readiness polling would drown the log
         sys.stderr.write(f"endpoint_host: {self.address_string()} {format % args}\n")
 
     # ----------------------------------------------------------------------------------------- replies

@@ -117,12 +117,13 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-def _tail(path: str, lines: int = 5) -> str:
+def _tail(path: str, lines: int = 3) -> str:
+    """The last few unindented log lines (a traceback's final ``Error: message`` line, the host's notes)."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
-    useful = [line.strip() for line in text if line.strip() and not line.startswith(" ")]
+    useful = [s.strip() for s in text if s.strip() and not s[:1].isspace() and not s.startswith("Traceback")]
     return " | ".join(useful[-lines:])
 
 
@@ -274,12 +275,19 @@ def local_endpoint(
     state_dir: Path | None = None,
     ready_timeout: float = READY_TIMEOUT_S,
 ) -> Iterator[str]:
-    """Serve ``model_dir`` on 127.0.0.1 for the ``with`` block and yield the scoring URL; always stops it."""
+    """Serve ``model_dir`` on 127.0.0.1 for the ``with`` block and yield the scoring URL; always stops it.
+
+    The server log is removed after a clean exit and kept (its path is in the state) when the block raised.
+    """
     endpoint = start(model_dir, port, key=key, state_dir=state_dir, ready_timeout=ready_timeout)
     try:
         yield endpoint.url
-    finally:
+    except BaseException:
         stop_endpoint(endpoint)
+        raise
+    stop_endpoint(endpoint)
+    with contextlib.suppress(FileNotFoundError):
+        Path(endpoint.log).unlink()
 
 
 # --------------------------------------------------------------------------------------------- CLI

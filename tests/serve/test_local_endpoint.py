@@ -20,6 +20,7 @@ import pytest
 
 from tools import scoring_client as sc
 from tools import serve
+from tools.errors import UserError
 
 from .conftest import REPO_ROOT
 
@@ -171,3 +172,17 @@ def test_cli_rejects_a_folder_without_mlmodel(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "tools", "serve", "start", "--model", str(tmp_path), "--port", "0"]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "not an MLflow model folder" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_model_that_cannot_load_fails_start_cleanly(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("flavors: {}\n", encoding="utf-8")
+    state_dir = tmp_path / "state"
+    port = serve.free_port()
+    with pytest.raises(UserError, match="exited with code") as caught, serve.local_endpoint(
+        broken, port, state_dir=state_dir, ready_timeout=120
+    ):
+        pytest.fail("the endpoint should not have become ready")
+    assert "\n" not in str(caught.value)
+    assert not serve.is_listening(port) and serve.recorded(state_dir) == []
