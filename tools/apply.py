@@ -118,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--execute", action="store_true", help="run the commands (default: print them: a dry run)")
     parser.add_argument("--yes", action="store_true", help="allow destructive steps (endpoint delete)")
     parser.add_argument("--job-name", metavar="NAME", help="JOB_NAME for a register stage run without train")
-    parser.add_argument("--job", metavar="PATH", help="job spec to submit (default: the render's first pipeline job)")
+    parser.add_argument("--job", metavar="PATH", help="job spec to submit (default: jobs/finetune.yml)")
     parser.add_argument("--layers", default="ABCD", help="validation layers run before planning (default ABCD)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
 

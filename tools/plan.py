@@ -37,6 +37,8 @@ ROLE_ASSIGNMENTS: tuple[tuple[str, str, str], ...] = (
 # Spec kinds created in the train stage, in dependency order (an environment before the component that uses it).
 TRAIN_KINDS = ("amlCompute", "environment", "commandComponent", "data")
 JOB_KINDS = ("pipelineJob", "commandJob")
+# The job submitted unless --job names another: the registry pipeline (design.md's main path), when rendered.
+DEFAULT_JOB = "finetune.yml"
 _VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
@@ -188,7 +190,8 @@ def _job_spec(ws: Workspace, job: str | None) -> tuple[str, str, dict[str, Any]]
     if not jobs:
         raise UserError(f"{ws.name}: the render has no job spec to submit")
     if job is None:
-        return jobs[0]
+        preferred = [spec for spec in jobs if Path(spec[0]).name == DEFAULT_JOB]
+        return (preferred or jobs)[0]
     wanted = os.path.normpath(job)
     for spec in jobs:
         if wanted in (os.path.normpath(spec[0]), os.path.normpath(os.path.relpath(spec[0], ws.out_dir))):
@@ -492,7 +495,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STAGE[,STAGE]",
         help=f"all (default) or a comma-separated list of: {', '.join(STAGES)}",
     )
-    parser.add_argument("--job", metavar="PATH", help="job spec to submit (default: the render's first pipeline job)")
+    parser.add_argument("--job", metavar="PATH", help=f"job spec to submit (default: jobs/{DEFAULT_JOB})")
     parser.add_argument("--layers", default="ABCD", help="validation layers run before planning (default ABCD)")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
 

@@ -86,7 +86,7 @@ def test_existing_resources_are_reused(scratch_repo, fake_az, tools_cli) -> None
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,deploy", "--execute")
     assert code == 0, err
     creates = [c[:3] for c in fake_az.calls() if c[2] == "create"]
-    assert creates[0] == ["ml", "job", "create"]
+    assert ["ml", "job", "create"] in creates and ["ml", "data", "create"] not in creates
     assert ["ml", "compute", "create"] not in creates and ["ml", "online-endpoint", "create"] not in creates
     assert creates[-1] == ["ml", "online-deployment", "create"]
     assert "exists, reused" in out
@@ -224,3 +224,18 @@ def test_real_repo_plan_all_is_complete_and_every_file_validates(repo_root: Path
     )
     assert check.returncode == 0, check.stdout + check.stderr
     shlex.split(result.stdout.replace("\\\n", " "), comments=True)  # parses as shell words
+
+
+def test_job_option_submits_another_rendered_job(scratch_repo, fake_az, tools_cli) -> None:
+    ws = load_workspace("dev", scratch_repo, "ACD")
+    others = [
+        path for path, kind, _ in ws.specs if kind in ("pipelineJob", "commandJob") and path != "jobs/finetune.yml"
+    ]
+    if not others:
+        pytest.skip("the render has a single job")
+    code, _, err = apply(tools_cli, scratch_repo, "--stage", "train", "--execute", "--job", others[0])
+    assert code == 0, err
+    submits = [c for c in fake_az.calls() if c[:3] == ["ml", "job", "create"]]
+    assert submits == [["ml", "job", "create", "-f", others[0], *DEV, "--query", "name", "-o", "tsv"]]
+    code, _, err = apply(tools_cli, scratch_repo, "--stage", "train", "--job", "jobs/nope.yml")
+    assert code == 2 and "--job jobs/nope.yml: not a rendered job spec of dev" in err
