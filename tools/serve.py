@@ -118,13 +118,14 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 def _tail(path: str, lines: int = 3) -> str:
-    """The last few unindented log lines (a traceback's final ``Error: message`` line, the host's notes)."""
+    """The log's last error lines (a traceback's final ``Error: message``, the host's notes) on one line."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
-    useful = [s.strip() for s in text if s.strip() and not s[:1].isspace() and not s.startswith("Traceback")]
-    return " | ".join(useful[-lines:])
+    plain = [s.strip() for s in text if s.strip() and not s[:1].isspace() and not s.startswith("Traceback")]
+    errors = [s for s in plain if "Error" in s or "Exception" in s or s.startswith("endpoint_host:")]
+    return " | ".join((errors or plain)[-lines:])
 
 
 # --------------------------------------------------------------------------------------------- state
