@@ -142,3 +142,14 @@ def test_padding_free_packing_keeps_conversations_apart(fine_tune_module, tiny_m
         alone_a, alone_b = model(a).logits, model(b).logits
     assert torch.allclose(packed[:, :7], alone_a, atol=1e-5)
     assert torch.allclose(packed[:, 7:], alone_b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [([], True), (["--packing"], True), (["--no-packing"], False), (["--packing", "False"], False),
+     (["--packing", "true"], True)],  # fmt: skip
+)
+def test_boolean_options_take_azure_rendered_values(fine_tune_module, extra: list[str], expected: bool) -> None:  # noqa: ANN001
+    """Azure ML renders boolean inputs as True/False, so `--packing ${{inputs.packing}}` must parse."""
+    required = ["--train-file", "t", "--model-name-or-path", "m", "--output-dir", "o"]
+    assert fine_tune_module.build_parser().parse_args(required + extra).packing is expected

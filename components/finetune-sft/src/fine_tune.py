@@ -60,6 +60,16 @@ def _is_main_process() -> bool:
 # ----------------------------------------------------------------------------------------------------------- CLI
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows ``(default: X)`` only where there is a default worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default not in (None, argparse.SUPPRESS) and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + message; we keep one line
         fail(f"{message} (see --help)")
@@ -93,11 +103,34 @@ def _dropout(text: str) -> float:
     return value
 
 
+class _BoolAction(argparse.BooleanOptionalAction):
+    """``--x``, ``--no-x`` and ``--x true|false`` (Azure ML renders boolean inputs as True/False)."""
+
+    TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.nargs = "?"
+        self.metavar = "true|false"
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        if option_string and option_string.startswith("--no-"):
+            if values is not None:
+                parser.error(f"argument {option_string}: takes no value")
+            setattr(namespace, self.dest, False)
+        elif values is None:
+            setattr(namespace, self.dest, True)
+        elif str(values).lower() in self.TRUE + self.FALSE:
+            setattr(namespace, self.dest, str(values).lower() in self.TRUE)
+        else:
+            parser.error(f"argument {option_string}: expected true or false, got {values!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _OneLineParser(
         prog="fine_tune.py",
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     io = p.add_argument_group("data and model")
     io.add_argument("--train-file", required=True, type=Path, help="training JSONL (or a folder of *.jsonl)")
@@ -131,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-length", type=_positive_int, default=2048, help="tokens per (packed) sequence")
     tr.add_argument(
         "--packing",
-        action=argparse.BooleanOptionalAction,
+        action=_BoolAction,
         default=True,
         help="pack whole conversations best-fit into --max-length rows, padding-free",
     )
@@ -143,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--gradient-checkpointing",
-        action=argparse.BooleanOptionalAction,
+        action=_BoolAction,
         default=False,
         help="recompute activations in backward (less memory, ~30%% slower)",
     )
@@ -160,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lo = p.add_argument_group("LoRA")
     lo.add_argument(
-        "--lora", action=argparse.BooleanOptionalAction, default=False, help="train LoRA adapters (merged at the end)"
+        "--lora", action=_BoolAction, default=False, help="train LoRA adapters (merged at the end)"
     )
     lo.add_argument("--lora-r", type=_positive_int, default=16, help="LoRA rank")
     lo.add_argument("--lora-alpha", type=_positive_float, default=32.0, help="LoRA alpha (scaling = alpha / r)")
