@@ -31,6 +31,12 @@ def contracts() -> dict[str, dict[str, Any]]:
 
 
 @cache
+def sft_interface() -> dict[str, Any]:
+    """Inputs and outputs of our own SFT component (components/finetune-sft/inputs.yaml)."""
+    return _load(REPO_ROOT / "components" / "finetune-sft" / "inputs.yaml")
+
+
+@cache
 def models() -> dict[str, dict[str, Any]]:
     return _load(CATALOG_DIR / "models.yaml")["models"]
 

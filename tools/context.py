@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tools.catalog import contract, models, sku_gpus
+from tools.catalog import contract, models, sft_interface, sku_gpus
 from tools.errors import UserError
 from tools.values import Values
 
@@ -194,4 +194,10 @@ def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]
         "deployment_model": deployment_model,
         "identity_resource_id": identity_id,
         "job_name": job_name or JOB_NAME_PLACEHOLDER,
+        "sft_inputs": sft_interface()["inputs"],
+        "sft_outputs": sft_interface()["outputs"],
+        "sft_hyperparameters": {
+            name: to_contract_type(name, value, sft_interface()["inputs"][name])
+            for name, value in sorted(data["sft"]["hyperparameters"].items())
+        },
     }

@@ -205,6 +205,7 @@ def _check_pipeline_job(spec: Spec, emit: Emit, context: RuleContext) -> None:
                 )
     for step_name, step in jobs.items():
         if isinstance(step, dict):
+            _check_scale(step, ("jobs", step_name), emit)
             _check_step(spec, ("jobs", step_name), step, top_inputs, top_outputs, emit, context)
     for name, value in top_inputs.items() if isinstance(top_inputs, dict) else []:
         if isinstance(value, dict):
@@ -217,25 +218,30 @@ def _check_step(
 ) -> None:
     component = step.get("component")
     match = REGISTRY_ASSET.match(component) if isinstance(component, str) else None
-    if not match or match["noun"] != "components":
+    if isinstance(component, str) and not component.startswith("azureml:"):
+        contract = _local_component_contract(spec.path.parent / component)
+        if contract is None:
+            return  # missing or unreadable: layer B reports it
+    elif not match or match["noun"] != "components":
         return
-    contract = contracts().get(match["name"])
-    if contract is None:
-        emit(
-            (*base, "component"),
-            f"registry component {match['name']} has no committed contract in "
-            "schemas/contracts/: its inputs cannot be checked",
-            WARNING,
-            "contract",
-        )
-        return
-    if match["sel"] == "versions" and str(match["ref"]) != str(contract["version"]):
-        emit(
-            (*base, "component"),
-            f"{match['name']} version {match['ref']} differs from the committed contract "
-            f"version {contract['version']}: update schemas/contracts/{match['name']}.yaml first",
-            rule="contract",
-        )
+    else:
+        contract = contracts().get(match["name"])
+        if contract is None:
+            emit(
+                (*base, "component"),
+                f"registry component {match['name']} has no committed contract in "
+                "schemas/contracts/: its inputs cannot be checked",
+                WARNING,
+                "contract",
+            )
+            return
+        if match["sel"] == "versions" and str(match["ref"]) != str(contract["version"]):
+            emit(
+                (*base, "component"),
+                f"{match['name']} version {match['ref']} differs from the committed contract "
+                f"version {contract['version']}: update schemas/contracts/{match['name']}.yaml first",
+                rule="contract",
+            )
     declared = contract["inputs"]
     step_inputs = step.get("inputs") or {}
     if not isinstance(step_inputs, dict):
@@ -275,6 +281,31 @@ def _check_step(
                     rule="contract-output",
                 )
     _check_finetune_compute(spec, base, step_inputs, top_inputs, emit, context, declared)
+
+
+def _local_component_contract(path: Path) -> dict | None:
+    """A local component spec's interface in the shape of a committed contract (inputs, outputs)."""
+    from tools.yamlio import YamlProblem, load_lined
+
+    try:
+        data = load_lined(path.read_text())
+    except (OSError, YamlProblem):
+        return None
+    if not isinstance(data, dict):
+        return None
+    inputs = {}
+    for name, facts in (data.get("inputs") or {}).items():
+        facts = facts if isinstance(facts, dict) else {}
+        entry = {"type": facts.get("type", "string"), "optional": bool(facts.get("optional", False))}
+        if "default" in facts:
+            entry["default"] = facts["default"]
+        if isinstance(facts.get("enum"), list):
+            entry["enum"] = [str(e) for e in facts["enum"]]
+        if "min" in facts:
+            entry["min"] = facts["min"]
+        inputs[name] = entry
+    outputs = {name: {"type": (facts or {}).get("type")} for name, facts in (data.get("outputs") or {}).items()}
+    return {"name": data.get("name", path.name), "version": data.get("version"), "inputs": inputs, "outputs": outputs}
 
 
 def _check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit: Emit, contract: dict) -> None:
@@ -332,6 +363,9 @@ def _check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emi
     elif expected == "string":
         if not isinstance(value, str):
             emit(key, f"expected a string, got {type(value).__name__} {value!r}", rule="contract-type")
+    elif expected == "boolean":
+        if not isinstance(value, bool):
+            emit(key, f"expected a boolean, got {type(value).__name__} {value!r}", rule="contract-type")
     elif expected in MODEL_TYPES | DATA_TYPES and isinstance(value, str) and not value.startswith(("azureml:", "${{")):
         emit(
             key,
@@ -398,17 +432,27 @@ def _check_command(spec: Spec, emit: Emit, context: RuleContext) -> None:
     code = data.get("code")
     if isinstance(code, str):
         _local_path(spec, ("code",), code, emit, "code folder")
-    resources = data.get("resources") or {}
-    if isinstance(resources, dict) and "instance_count" in resources and not _positive_int(resources["instance_count"]):
+    _check_scale(data, (), emit)
+
+
+def _check_scale(node: dict, base: tuple, emit: Emit) -> None:
+    """instance_count and process_count_per_instance are integers >= 1 (or bindings), on a job or a step."""
+    resources = node.get("resources") or {}
+    count = resources.get("instance_count") if isinstance(resources, dict) else None
+    if count is not None and not _positive_int(count) and not _is_binding(count):
+        emit((*base, "resources", "instance_count"), f"expected an integer >= 1, got {count!r}", rule="range")
+    distribution = node.get("distribution") or {}
+    processes = distribution.get("process_count_per_instance") if isinstance(distribution, dict) else None
+    if processes is not None and not _positive_int(processes) and not _is_binding(processes):
         emit(
-            ("resources", "instance_count"),
-            f"expected an integer >= 1, got {resources['instance_count']!r}",
+            (*base, "distribution", "process_count_per_instance"),
+            f"expected an integer >= 1, got {processes!r}",
             rule="range",
         )
-    distribution = data.get("distribution") or {}
-    count = distribution.get("process_count_per_instance") if isinstance(distribution, dict) else None
-    if count is not None and not _positive_int(count) and not (isinstance(count, str) and count.startswith("${{")):
-        emit(("distribution", "process_count_per_instance"), f"expected an integer >= 1, got {count!r}", rule="range")
+
+
+def _is_binding(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().startswith("${{")
 
 
 def _check_compute(spec: Spec, emit: Emit, context: RuleContext) -> None:
@@ -570,9 +614,19 @@ def _base_model_of(model: Any, context: RuleContext) -> str | None:
 
 def _check_environment(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
+    name = data.get("name")
+    if isinstance(name, str) and not ASSET_NAME.match(name):
+        emit(
+            ("name",),
+            f"environment name {name!r} must start with a letter or digit and hold only letters, digits, "
+            "'-', '_' and '.'",
+            rule="name",
+        )
     conda = data.get("conda_file")
     if isinstance(conda, str):
         _local_path(spec, ("conda_file",), conda, emit, "conda file")
+    elif conda is not None:
+        emit(("conda_file",), f"expected the path of a conda YAML file, got {type(conda).__name__}", rule="type")
     image = data.get("image")
     if (
         isinstance(image, str)

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import REPO_ROOT, contract
+from tools.catalog import REPO_ROOT, contract, sft_interface
 from tools.errors import UserError
 from tools.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_lined, plain
 
@@ -86,11 +86,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _finetune_properties() -> dict[str, Any]:
-    """JSON-schema properties of `finetune`, generated from the component contract (one source)."""
+def _input_properties(inputs: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+    """JSON-schema properties for a component's scalar inputs (string booleans also accept YAML booleans)."""
     props: dict[str, Any] = {}
-    for name, spec in contract()["inputs"].items():
-        if name in DERIVED_INPUTS or spec["type"] not in ("string", "integer", "number"):
+    for name, spec in inputs.items():
+        if name in skip or spec.get("bound") or spec["type"] not in ("string", "integer", "number"):
             continue
         enum = spec.get("enum")
         if enum == ["true", "false"]:
@@ -107,11 +107,24 @@ def _finetune_properties() -> dict[str, Any]:
     return props
 
 
+def _finetune_properties() -> dict[str, Any]:
+    """`finetune`: the chat_completion_pipeline inputs from the committed contract, minus the derived ones."""
+    return _input_properties(contract()["inputs"], set(DERIVED_INPUTS))
+
+
+def _sft_properties() -> dict[str, Any]:
+    """`sft.hyperparameters`: the inputs of components/finetune-sft (its inputs.yaml), minus the bound ones."""
+    return _input_properties(sft_interface()["inputs"], set())
+
+
 @cache
 def values_schema(partial: bool = False) -> dict[str, Any]:
     """The values schema with `finetune` filled from the contract; ``partial`` drops `required` (single files)."""
     schema = json.loads((REPO_ROOT / VALUES_SCHEMA).read_text())
     schema["properties"]["finetune"]["properties"] = _finetune_properties()
+    hyper = schema["properties"]["sft"]["properties"]["hyperparameters"]
+    hyper["properties"] = _sft_properties()
+    hyper["additionalProperties"] = False
     if partial:
 
         def strip(node: Any) -> None:

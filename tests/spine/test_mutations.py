@@ -174,6 +174,67 @@ MUTATIONS: dict[str, list[Mutation]] = {
         ("duplicate key", "instance_count: 1=>instance_count: 1\ninstance_count: 2", "instance_count"),
         ("wrong $schema", "managedOnlineDeployment.schema.json=>managedOnlineEndpoint.schema.json", "$schema"),
     ],
+    "components/finetune-sft/spec.yml": [
+        ("unknown top-level key", put("enviroment", "x"), "enviroment"),
+        ("unknown key in an input", put("inputs", "epochs", "defualt", 2.0), "inputs.epochs.defualt"),
+        ("bad input type", put("inputs", "epochs", "type", "float"), "inputs.epochs.type"),
+        ("bad enum", put("type", "commnd"), "type"),
+        ("missing required", drop("command"), "command"),
+        ("bad name", put("name", "finetune sft!"), "name"),
+        ("missing code folder", put("code", "nosrc"), "code"),
+        ("malformed environment reference", put("environment", "azureml:finetune-sft::1"), "environment"),
+        ("malformed registry URI", put("environment", "azureml://registries/azureml/environments/acft"), "environment"),
+        ("wrong type", put("version", [1]), "version"),
+        ("duplicate key", "type: command=>type: command\ntype: command", "type"),
+        ("wrong $schema", "commandComponent.schema.json=>data.schema.json", "$schema"),
+    ],
+    "environments/finetune-sft.yml": [
+        ("unknown top-level key", put("imagee", "x"), "imagee"),
+        ("unknown nested key", put("build", {"contxt": "."}), "build"),
+        ("missing conda file", put("conda_file", "finetune-sft/nope.yaml"), "conda_file"),
+        ("wrong type", put("conda_file", ["x"]), "conda_file"),
+        ("bad enum", put("os_type", "windws"), "os_type"),
+        ("bad name", put("name", "bad name"), "name"),
+        ("missing required", drop("name"), "name"),
+        ("wrong version type", put("version", {"v": 1}), "version"),
+        ("wrong description type", put("description", ["x"]), "description"),
+        ("duplicate key", "conda_file: finetune-sft/conda.yaml=>conda_file: a.yaml\nconda_file: b.yaml", "conda_file"),
+        ("wrong $schema", "environment.schema.json=>model.schema.json", "$schema"),
+    ],
+    "jobs/finetune-sft.yml": [
+        (
+            "unknown component input",
+            lambda d: d["jobs"]["sft"]["inputs"].update(lora_rr=8) or d,
+            "jobs.sft.inputs.lora_rr",
+        ),
+        ("YAML boolean for a string enum", put("jobs", "sft", "inputs", "packing", True), "jobs.sft.inputs.packing"),
+        ("bad enum", put("jobs", "sft", "inputs", "lr_scheduler", "cosin"), "jobs.sft.inputs.lr_scheduler"),
+        ("bad distribution type", put("jobs", "sft", "distribution", "type", "torch"), "jobs.sft.distribution.type"),
+        (
+            "zero processes",
+            put("jobs", "sft", "distribution", "process_count_per_instance", 0),
+            "jobs.sft.distribution.process_count_per_instance",
+        ),
+        ("wrong type", put("jobs", "sft", "resources", "instance_count", "two"), "jobs.sft.resources.instance_count"),
+        (
+            "out-of-range instances",
+            put("jobs", "sft", "resources", "instance_count", 0),
+            "jobs.sft.resources.instance_count",
+        ),
+        (
+            "dangling binding",
+            put("jobs", "sft", "inputs", "train_file", "${{parent.inputs.train}}"),
+            "jobs.sft.inputs.train_file",
+        ),
+        ("unknown key on a step node", put("jobs", "sft", "distributon", {"type": "pytorch"}), "jobs.sft.distributon"),
+        (
+            "missing local component",
+            put("jobs", "sft", "component", "../components/nope/spec.yml"),
+            "jobs.sft.component",
+        ),
+        ("duplicate key", "force_rerun: true=>force_rerun: true\n  force_rerun: false", "settings.force_rerun"),
+        ("wrong $schema", "pipelineJob.schema.json=>commandComponent.schema.json", "$schema"),
+    ],
 }
 
 
@@ -218,8 +279,19 @@ def test_mutation_is_rejected_with_its_key_path(
 
 def test_cli_rejects_each_mutant_file_with_one_line_per_finding(repo_root: Path, tmp_path: Path) -> None:
     paths: dict[str, str] = {}
-    for index, (spec_path, label, mutation, expected) in enumerate(CASES):
-        target = tmp_path / f"{index:03d}-{Path(spec_path).stem}.yml"
+    # Mutants sit at their originals' depth in a scratch tree whose referenced files link back to the repo, so
+    # relative references (code:, conda_file:, component:, data paths) resolve as they do in the checkout.
+    for linked in (
+        "components/finetune-sft/src",
+        "components/finetune-sft/spec.yml",
+        "environments/finetune-sft",
+        "data/sample",
+    ):
+        (tmp_path / linked).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / linked).symlink_to(repo_root / linked)
+    for index, (spec_path, _label, mutation, expected) in enumerate(CASES):
+        target = tmp_path / Path(spec_path).parent / f"broken-{index:03d}-{Path(spec_path).name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(mutate((repo_root / spec_path).read_text(), mutation))
         paths[str(target)] = expected
     result = subprocess.run(
