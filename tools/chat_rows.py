@@ -62,7 +62,7 @@ def check_messages(messages: Any, *, require_final_assistant: bool) -> Problem |
         if role not in ROLES:
             return "bad-role", f"messages[{index}].role is {role!r}"
         content = message.get("content")
-        if not isinstance(content, str) or not content.strip():
+        if not isinstance(content, str) or not content or content.isspace():
             what = "missing" if content is None else ("blank" if isinstance(content, str) else "not a string")
             return "empty-content", f"messages[{index}].content is {what}"
         if role == "system":

@@ -326,14 +326,14 @@ class Output:
     def file(self) -> str:
         return f"{self.name}.jsonl"
 
-    def write(self, lines: list[str]) -> None:
-        if not lines:
-            return
-        text = "\n".join(lines) + "\n"
+    def write_text(self, text: str) -> None:
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates from a JSON source: keep them, \u-escaped
             data = text.encode("utf-8", "backslashreplace")
+        self.write_bytes(data)
+
+    def write_bytes(self, data: bytes | memoryview) -> None:
         assert self.handle is not None
         self.handle.write(data)
         self.sha256.update(data)
@@ -413,7 +413,7 @@ def _column(table: Any, name: str) -> list[Any] | None:
     if name not in table.column_names:
         return None
     column = table.column(name)
-    if isinstance(column.type, pa.ExtensionType):
+    if isinstance(column.type, pa.BaseExtensionType):  # e.g. arrow.json for mixed-type JSON fields
         return _decode_json_column(column.cast(column.type.storage_type).to_pylist())
     return column.to_pylist()
 
@@ -448,7 +448,6 @@ class Pipeline:
         """Stream one source split; return the number of source rows read."""
         import numpy as np
 
-        on_bad_row, on_leak = self.args.on_bad_row, self.args.on_leak
         offset = 0
         for table in _iter_tables(dataset, self.args.batch_size, self.source, plan.split):
             base, n = offset, table.num_rows
@@ -468,57 +467,117 @@ class Pipeline:
                         break
                     continue
                 table = table.take(local)
-                rows = (base + local).tolist()
+                rows = base + local
             else:
-                rows = range(base, base + n)
-            pids = _column(table, "prompt_id")
-            messages = _column(table, "messages")
-            if pids is None or messages is None:
-                missing = "prompt_id" if pids is None else "messages"
-                raise UserError(f"--source {self.source.display}: split {plan.split} has no {missing!r} column")
-            prompts = _column(table, "prompt") or [None] * len(rows)
-            lines: dict[int, list[str]] = {id(out): [] for out in plan.outputs}
-            for row, pid, msgs, prompt in zip(rows, pids, messages, prompts, strict=True):
-                if plan.test_mask is not None:
-                    out = plan.outputs[1 if plan.test_mask[row - plan.start] else 0]
-                else:
-                    out = plan.outputs[0]
-                out.selected += 1
-                problem = check_row(pid, msgs, require_final_assistant=out.sft)
-                if problem is None:
-                    pid = normalize_prompt_id(pid)
-                    if out.partner is not None and pid in out.partner.seen:
-                        out.leaked += 1
-                        detail = f"prompt_id {pid} also in {out.partner.name}"
-                        if on_leak == "fail":
-                            raise UserError(f"{out.name} row {row}: leaked-from-train: {detail} (--on-leak fail)", 1)
-                        if on_leak == "drop":
-                            problem = ("leaked-from-train", detail)
-                        else:
-                            self.issues.add(out.name, row, "leaked-from-train", detail, pid, "kept")
-                    if problem is None and not out.seen.add(pid):
-                        problem = ("duplicate-prompt-id", f"prompt_id {pid} seen earlier in {plan.split}")
-                if problem is not None:
-                    reason, detail = problem
-                    if on_bad_row == "fail":
-                        raise UserError(f"{out.name} row {row}: {reason}: {detail} (--on-bad-row fail)", 1)
-                    out.skipped[reason] += 1
-                    self.issues.add(
-                        out.name, row, reason, detail, pid if isinstance(pid, str | int) else None, "skipped"
-                    )
-                    continue
-                if prompt is None:
-                    prompt = first_user_content(msgs)
-                turns, chars = conversation_size(msgs)
-                out.turns.append(turns)
-                out.chars.append(chars)
-                out.written += 1
-                lines[id(out)].append(self.encoder.encode({"prompt": prompt, "prompt_id": pid, "messages": msgs}))
-            for out in plan.outputs:
-                out.write(lines[id(out)])
+                rows = np.arange(base, base + n)
+            for name in ("prompt_id", "messages"):
+                if name not in table.column_names:
+                    raise UserError(f"--source {self.source.display}: split {plan.split} has no {name!r} column")
+            if plan.test_mask is not None:
+                route = plan.test_mask[rows - plan.start].astype(np.int8)
+            else:
+                route = np.zeros(len(rows), dtype=np.int8)
+            if not (self.args.fast and self._batch_fast(table, rows, route, plan)):
+                self._batch_python(table, rows, route, plan)
             if plan.stop is not None and offset >= plan.stop:
                 break
         return offset
+
+    def _admit(self, out: Output, row: int, pid: Any, problem: tuple[str, str] | None, split: str) -> bool:
+        """Apply leakage, uniqueness and the bad-row policy to one row; True when it is written."""
+        if problem is None:
+            pid = normalize_prompt_id(pid)
+            if out.partner is not None and pid in out.partner.seen:
+                out.leaked += 1
+                detail = f"prompt_id {pid} also in {out.partner.name}"
+                if self.args.on_leak == "fail":
+                    raise UserError(f"{out.name} row {row}: leaked-from-train: {detail} (--on-leak fail)", 1)
+                if self.args.on_leak == "drop":
+                    problem = ("leaked-from-train", detail)
+                else:
+                    self.issues.add(out.name, row, "leaked-from-train", detail, pid, "kept")
+            if problem is None and not out.seen.add(pid):
+                problem = ("duplicate-prompt-id", f"prompt_id {pid} seen earlier in {split}")
+        if problem is None:
+            out.written += 1
+            return True
+        reason, detail = problem
+        if self.args.on_bad_row == "fail":
+            raise UserError(f"{out.name} row {row}: {reason}: {detail} (--on-bad-row fail)", 1)
+        out.skipped[reason] += 1
+        self.issues.add(out.name, row, reason, detail, pid if isinstance(pid, str | int) else None, "skipped")
+        return False
+
+    def _batch_python(self, table: Any, rows: Any, route: Any, plan: Plan) -> None:
+        """Per-row path: any schema (e.g. JSON sources with mixed types); the reference for the fast path."""
+        pids, messages = _column(table, "prompt_id"), _column(table, "messages")
+        prompts = _column(table, "prompt") or [None] * len(rows)
+        assert pids is not None and messages is not None
+        lines: list[list[str]] = [[] for _ in plan.outputs]
+        for row, k, pid, msgs, prompt in zip(rows.tolist(), route.tolist(), pids, messages, prompts, strict=True):
+            out = plan.outputs[k]
+            out.selected += 1
+            problem = check_row(pid, msgs, require_final_assistant=out.sft)
+            if not self._admit(out, row, pid, problem, plan.split):
+                continue
+            if prompt is None:
+                prompt = first_user_content(msgs)
+            turns, chars = conversation_size(msgs)
+            out.turns.append(turns)
+            out.chars.append(chars)
+            pid = normalize_prompt_id(pid)
+            lines[k].append(self.encoder.encode({"prompt": prompt, "prompt_id": pid, "messages": msgs}))
+        for out, out_lines in zip(plan.outputs, lines, strict=True):
+            if out_lines:
+                out.write_text("\n".join(out_lines) + "\n")
+
+    def _batch_fast(self, table: Any, rows: Any, route: Any, plan: Plan) -> bool:
+        """Vectorised path for canonical batches (same rules, byte-identical output); False = use the Python path."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        from tools import chat_arrow
+
+        if not chat_arrow.canonical(table):
+            return False
+        sft = plan.outputs[0].sft
+        good = chat_arrow.good_rows(table, require_final_assistant=sft)
+        problems: dict[int, tuple[str, str]] = {}
+        bad = np.flatnonzero(~good)
+        if len(bad):
+            subset = table.take(bad)
+            for i, pid, msgs in zip(
+                bad.tolist(), subset.column("prompt_id").to_pylist(), subset.column("messages").to_pylist(), strict=True
+            ):
+                problem = check_row(pid, msgs, require_final_assistant=sft)
+                if problem is None:
+                    return False  # the two rule sets disagree: the per-row rules decide
+                problems[i] = problem
+        good_table = table.filter(good) if len(bad) else table
+        lines = chat_arrow.jsonl_lines(good_table) if good_table.num_rows else None
+        if good_table.num_rows and lines is None:
+            return False
+        # no side effects before this point: the batch can still go to the Python path
+        pids = table.column("prompt_id").to_pylist()
+        keep = np.zeros(len(rows), dtype=bool)
+        for i, (row, k) in enumerate(zip(rows.tolist(), route.tolist(), strict=True)):
+            out = plan.outputs[k]
+            out.selected += 1
+            keep[i] = self._admit(out, row, pids[i], problems.get(i), plan.split)
+        if not good_table.num_rows:
+            return True
+        good_index = np.flatnonzero(good)
+        turns = pc.list_value_length(good_table.column("messages").combine_chunks()).to_numpy()
+        chars = chat_arrow.content_chars(good_table)
+        for k, out in enumerate(plan.outputs):
+            chosen = np.flatnonzero(keep[good_index] & (route[good_index] == k))
+            if not len(chosen):
+                continue
+            part = lines if len(chosen) == len(good_index) else lines.take(chosen)
+            out.write_bytes(chat_arrow.string_bytes(part))
+            out.turns.extend(turns[chosen].tolist())
+            out.chars.extend(chars[chosen].tolist())
+        return True
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:
@@ -551,6 +610,20 @@ def _remove_stale_temps(out_dir: Path, names: list[str]) -> None:
         for stale in out_dir.glob(f".{name}.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+@contextlib.contextmanager
+def _without_torch() -> Iterator[None]:
+    """``datasets`` imports torch (~4 s, ~300 MB) for every IterableDataset when torch is installed, only to share
+    an epoch counter with DataLoader workers. We never use torch here: hide it for the duration, then restore."""
+    import datasets.config
+
+    saved = datasets.config.TORCH_AVAILABLE
+    datasets.config.TORCH_AVAILABLE = False
+    try:
+        yield
+    finally:
+        datasets.config.TORCH_AVAILABLE = saved
 
 
 def prepare(args: argparse.Namespace) -> int:
@@ -805,6 +878,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prep.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to load")
     prep.add_argument("--batch-size", type=int, default=1000, help="Arrow batch size (default: %(default)s)")
     prep.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    prep.add_argument("--no-fast", dest="fast", action="store_false", help=argparse.SUPPRESS)  # per-row path only
 
     sample = sub.add_parser("sample", help="write the bundled synthetic hub-layout sample (deterministic)")
     sample.add_argument("--out", default="data/hub-sample", help="output folder (default: %(default)s)")
@@ -833,7 +907,8 @@ def run(args: argparse.Namespace) -> int:
     if in_main:  # SIGTERM unwinds like Ctrl-C, so the atomic writers remove their temp files
         signal.signal(signal.SIGTERM, _raise_on_sigterm)
     try:
-        return prepare(args)
+        with _without_torch():
+            return prepare(args)
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
