@@ -230,6 +230,8 @@ def post_score(
 
     Raises ScoringError with one actionable line for every failure; the key never appears in it.
     """
+    if not url.startswith(("http://", "https://")):
+        raise ScoringError(f"not an http(s) scoring URI: {url!r}")
     payload = convert(body, fmt) if fmt else body
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if key:

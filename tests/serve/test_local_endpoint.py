@@ -7,7 +7,6 @@ Stopping leaves no process and no listening port.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -140,19 +139,6 @@ def test_prompt_flow_without_endpoint_says_what_to_set(tmp_path: Path) -> None:
     done = _pf_flow_test(root, {"AZUREML_ENDPOINT_URL": "", "AZUREML_ENDPOINT_KEY": ""}, "question=hi")
     assert done.returncode != 0
     assert "no endpoint: set AZUREML_ENDPOINT_URL" in done.stdout + done.stderr
-
-
-def test_flow_tool_turns_chat_history_into_messages() -> None:
-    spec = importlib.util.spec_from_file_location("chat_flow_tool", REPO_ROOT / "flows" / "chat" / "chat.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    history = [{"inputs": {"question": "Hi"}, "outputs": {"answer": "Hello"}}]
-    assert module.history_to_messages(history, "Q") == [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello"},
-        {"role": "user", "content": "Q"},
-    ]
-    assert module._client().invoke is not None  # the repo's client is found from the flow folder
 
 
 def test_stop_leaves_no_process_and_no_port(endpoint: serve.Endpoint) -> None:
