@@ -57,6 +57,7 @@ ISSUES = "issues.jsonl"
 STDERR_ISSUE_LINES = 20
 HUB_PROBE_TIMEOUT_S = 3.0
 MANIFEST_FORMAT = 1
+WRITER_QUEUE = 4  # batches in flight per output file
 
 _SPLIT_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:\[(?P<start>\d+%?)?:(?P<stop>\d+%?)?\])?$")
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -333,11 +334,49 @@ class Output:
             data = text.encode("utf-8", "backslashreplace")
         self.write_bytes(data)
 
+    queue: Any = None  # bounded queue feeding the writer thread (None: write inline)
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+
     def write_bytes(self, data: bytes | memoryview) -> None:
+        self.bytes += len(data)
+        if self.queue is None:
+            self._write(data)
+            return
+        if self.error is not None:
+            raise self.error
+        self.queue.put(data)  # blocks when the writer is WRITER_QUEUE batches behind: memory stays bounded
+
+    def _write(self, data: bytes | memoryview) -> None:
         assert self.handle is not None
         self.handle.write(data)
         self.sha256.update(data)
-        self.bytes += len(data)
+
+    def start_writer(self) -> None:
+        """Hash and write on a thread (both release the GIL), overlapping the Arrow work of the next batch."""
+        import queue
+
+        self.queue = queue.Queue(maxsize=WRITER_QUEUE)
+
+        def drain() -> None:
+            while (item := self.queue.get()) is not None:
+                if self.error is None:
+                    try:
+                        self._write(item)
+                    except BaseException as exc:  # re-raised in the main thread
+                        self.error = exc
+
+        self.thread = threading.Thread(target=drain, name=f"write-{self.name}", daemon=True)
+        self.thread.start()
+
+    def stop_writer(self) -> None:
+        """Flush the queue and join the thread; re-raise a write error (disk full, ...)."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+            self.thread, self.queue = None, None
+        if self.error is not None:
+            raise self.error
 
 
 class Issues:
@@ -713,6 +752,8 @@ def prepare(args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             for out in output_list:
                 out.handle = stack.enter_context(atomic_writer(out_dir / out.file, "wb"))
+                out.start_writer()
+                stack.callback(out.stop_writer)  # runs before the atomic writer closes, renames or removes
             for plan in plans:
                 dataset = dataset_dict[plan.split]
                 total = plan.stop if plan.stop is not None else plan.length
