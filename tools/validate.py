@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tools.catalog import REPO_ROOT
 from tools.errors import UserError
-from tools.findings import ERROR, Finding, promote_warnings, to_json, to_junit, to_text
+from tools.findings import ERROR, Finding, promote_warnings, to_github, to_json, to_junit, to_text
 from tools.render import default_out_dir, render_workspace, write_rendered
 from tools.rules import RuleContext, check_specs, relative_display
 from tools.spec import Spec, parse_spec
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--workspace", metavar="NAME", help="validate one workspace's rendered specs")
     scope.add_argument("--all", action="store_true", help="validate every workspace (the default without PATHs)")
-    parser.add_argument("--format", choices=("text", "json", "junit"), default="text", help="output format")
+    parser.add_argument("--format", choices=("text", "json", "junit", "github"), default="text", help="output format")
     parser.add_argument("--output", metavar="FILE", type=Path, help="write the report to FILE instead of stdout")
     parser.add_argument("--strict", action="store_true", help="warnings count as errors")
     parser.add_argument("--layers", default=ALL_LAYERS, help="subset of layers to run, e.g. ACD (default ABCD)")
@@ -141,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         output = to_json(findings, files)
     elif args.format == "junit":
         output = to_junit(findings, files)
+    elif args.format == "github":
+        output = to_github(findings)
     else:
         output = to_text(findings)
     if args.output:

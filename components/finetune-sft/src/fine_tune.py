@@ -407,6 +407,10 @@ class _Tracker:
         self._mlflow = None
         self._own_run = False
         if self.enabled:
+            import logging
+
+            for noisy in ("mlflow.store.db.utils", "alembic"):  # sqlite store set-up chatter, not progress
+                logging.getLogger(noisy).setLevel(logging.WARNING)
             import mlflow
             from mlflow.exceptions import MlflowException
 
