@@ -347,17 +347,23 @@ def test_hub_id_offline_fails_fast_with_one_line(tmp_path: Path) -> None:
     assert "cannot be reached" in proc.stderr
 
 
-def test_unreachable_hub_without_offline_switches_is_detected_in_seconds(monkeypatch, tmp_path: Path) -> None:
-    from tools import data
-    from tools.errors import UserError
-
-    for key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once, no network used
+def test_unreachable_hub_without_offline_switches_is_detected_in_seconds(tmp_path: Path) -> None:
+    # In a subprocess: huggingface_hub reads the offline switches once per process, and this test session must
+    # stay offline for every other test.
+    code = (
+        "from tools import data\n"
+        "from tools.errors import UserError\n"
+        "try:\n"
+        "    data.open_source(data.resolve_source('owner/name'), None)\n"
+        "except UserError as error:\n"
+        "    print(error)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))  # discard port: refused at once
     start = time.monotonic()
-    with pytest.raises(UserError, match="--source owner/name: the Hugging Face Hub cannot be reached"):
-        data.open_source(data.resolve_source("owner/name"), None)
-    assert time.monotonic() - start < 5
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 15
+    assert "--source owner/name: the Hugging Face Hub cannot be reached" in proc.stdout, proc.stdout + proc.stderr
 
 
 # --------------------------------------------------------------------------------------------- atomicity
