@@ -141,20 +141,18 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
         "--max-steps",
         str(steps),
         "--learning-rate",
-        "3e-3",
+        "1e-2",
+        "--warmup",
+        "0.05",
         "--max-length",
         "256",
         "--per-device-train-batch-size",
-        "4",
+        "8",
         "--gradient-accumulation-steps",
         "1",
-        "--lora",
-        "--lora-r",
-        "8",
-        "--lora-alpha",
-        "16",
+        "--no-lora",
         "--logging-steps",
-        "10",
+        "25",
         "--seed",
         "0",
         "--metrics-json",
@@ -231,16 +229,17 @@ def _flow_answer(stdout: str) -> str:
 
 
 def print_plan() -> None:
-    try:
-        from tools import plan
-    except ImportError:
-        print("      (python -m tools plan is not available)")
-        return
-    print(plan.render_plan_text("dev", "all") if hasattr(plan, "render_plan_text") else "")
+    from tools import plan
+
+    workspace = plan.load_workspace("dev", REPO_ROOT, layers="ACD")  # B already ran in step 1
+    stages = plan.parse_stages("all")
+    steps = plan.build_plan(workspace, stages)
+    text = plan.format_plan(workspace, stages, steps, "python -m tools plan --workspace dev --stage all")
+    print("\n".join(f"      {line}" for line in text.splitlines()))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=60, help="fine-tuning steps for the tiny model (default 60)")
+    parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps for the tiny model (default 150)")
     parser.add_argument(
         "--keep", action="store_true", help=f"keep {RUN_DIR}/ from a previous run (default: start clean)"
     )
@@ -264,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     )
     base = story.step("Build a tiny Phi-3-architecture base model offline", lambda: build_base_model(run_dir))
     model = story.step(
-        f"Fine-tune it with the real SFT code ({FINETUNE_SCRIPT}, LoRA, merged) → MLflow model",
+        f"Fine-tune it with the real SFT code ({FINETUNE_SCRIPT}) → MLflow model",
         lambda: fine_tune(run_dir, data, base, args.steps),
     )
     answers = story.step(

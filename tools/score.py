@@ -188,10 +188,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sample.add_argument("--n", type=int, default=1, help="conversations in the request (default 1)")
     sample.add_argument("--seed", type=int, default=0, help="which rows are drawn (default 0)")
     sample.add_argument("--out", default=str(DEFAULT_REQUEST), help=f"output file (default {DEFAULT_REQUEST})")
+    sample.add_argument(
+        "--workspace",
+        default=None,
+        metavar="NAME",
+        help="take the generation parameters from this workspace's `scoring:` values (default: dev)",
+    )
     _add_generation_flags(sample)
 
     call = sub.add_parser("invoke", help="send a request file to an endpoint and print the answer")
     call.add_argument("--endpoint-url", help=f"scoring URI (default: ${URL_ENV}, or `az` with --endpoint)")
+    call.add_argument(
+        "--workspace",
+        metavar="NAME",
+        help="endpoint, deployment, -g and -w from this workspace's values (URI and key via `az`)",
+    )
     call.add_argument("--endpoint", help="endpoint name: URI and key come from `az ml online-endpoint` at run time")
     call.add_argument("-g", "--resource-group", help="resource group for `az`")
     call.add_argument("-w", "--workspace-name", help="Azure ML workspace for `az`")
@@ -209,15 +220,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_generation_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--max-new-tokens", type=int, default=200)
+    """Each flag overrides the workspace's `scoring:` value of the same name."""
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--max-new-tokens", type=int, default=None)
+
+
+def _workspace_scoring(workspace: str | None) -> dict[str, Any]:
+    from tools.values import DEFAULT_WORKSPACE, load_values
+
+    return load_values(workspace or DEFAULT_WORKSPACE).data["scoring"]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.score_command == "sample-request":
-        params = generation_parameters(args.temperature, args.top_p, args.do_sample, args.max_new_tokens)
+        scoring = _workspace_scoring(args.workspace)
+        params = generation_parameters(
+            scoring["temperature"] if args.temperature is None else args.temperature,
+            scoring["top_p"] if args.top_p is None else args.top_p,
+            scoring["do_sample"] if args.do_sample is None else args.do_sample,
+            scoring["max_new_tokens"] if args.max_new_tokens is None else args.max_new_tokens,
+        )
         body = build_sample_request(args.source, n=args.n, seed=args.seed, parameters=params)
         out = write_request(body, args.out)
         print(f"wrote {out} ({args.n} conversation(s), seed {args.seed})")
@@ -228,6 +252,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_invoke(args: argparse.Namespace) -> int:
+    if args.workspace:
+        from tools.values import load_values
+
+        values = load_values(args.workspace).data
+        args.endpoint = args.endpoint or values["endpoint"]["name"]
+        args.deployment = args.deployment or values["deployment"]["name"]
+        args.resource_group = args.resource_group or values["workspace"]["resource_group"]
+        args.workspace_name = args.workspace_name or values["workspace"]["name"]
     body = load_request(args.request_file)
     url, key = resolve_endpoint(args.endpoint_url, args.endpoint, args.resource_group, args.workspace_name)
     if key is None:
