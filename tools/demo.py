@@ -119,7 +119,8 @@ def build_base_model(run: Path) -> Path:
 
     path = build_tiny_model(run / "base-model", seed=0)
     print(
-        f"      {path.relative_to(REPO_ROOT)}: Phi3ForCausalLM (random weights) + byte-level BPE tokenizer with the Phi-3 chat template"
+        f"      {path.relative_to(REPO_ROOT)}: Phi3ForCausalLM (random weights) + byte-level BPE tokenizer "
+        "with the Phi-3 chat template"
     )
     return path
 
