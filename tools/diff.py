@@ -1,8 +1,9 @@
 """`python -m tools diff`: unified diff of a workspace's rendered specs, between two git revisions or between two
 workspaces. Empty output and exit 0 when the renders are equal (--exit-code: exit 1 when they differ).
 
-  --base REV        the render of REV (its own workspaces/, templates/ and schemas/, extracted with `git archive`
-                    into a temporary folder) against the render of the working tree; REV defaults to HEAD
+  --base REV        the render of REV (the whole revision extracted with `git archive` into a temporary folder and
+                    rendered by its own tools, values, templates and schemas) against the render of the working
+                    tree; REV defaults to HEAD
   --against OTHER   the working tree's render of OTHER against that of --workspace, both rendered as if into the
                     same folder so that only the values' differences show
 """
@@ -12,15 +13,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import io
+import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 from tools.catalog import REPO_ROOT
 from tools.errors import UserError
-
-RENDER_INPUTS = ("workspaces", "templates", "schemas")
 
 
 def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str, label_b: str) -> str:
@@ -54,37 +55,60 @@ def _git(root: Path, *argv: str, binary: bool = False) -> subprocess.CompletedPr
 
 
 def extract_revision(root: Path, rev: str, dest: Path) -> None:
-    """The render inputs of ``rev`` (those it has) into ``dest``."""
+    """The whole tree of ``rev`` into ``dest``."""
     resolved = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     if resolved.returncode != 0:
         raise UserError(f"--base {rev}: not a git revision of {root}")
-    present = [p for p in RENDER_INPUTS if _git(root, "cat-file", "-e", f"{rev}:{p}").returncode == 0]
-    if not present:
-        return
-    archive = _git(root, "archive", "--format=tar", rev, "--", *present, binary=True)
+    archive = _git(root, "archive", "--format=tar", rev, binary=True)
     if archive.returncode != 0:
         raise UserError(f"--base {rev}: git archive failed: {archive.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
 
 
+def render_map_at_revision(workspace: str, base_root: Path, rev: str) -> dict[str, str]:
+    """Render ``workspace`` with the revision's own tools (so old values meet their own schema), then read back
+    every file its templates produce, keyed like :func:`render_map`."""
+    from tools.render import TEMPLATE_SUFFIX, TEMPLATES_DIR, default_out_dir
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "render", "--workspace", workspace],
+        cwd=base_root,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        detail = (result.stdout + result.stderr).strip().splitlines()
+        raise UserError(
+            f"--base {rev}: {workspace} does not render there: {detail[-1] if detail else result.returncode}"
+        )
+    out_dir = default_out_dir(workspace, base_root)
+    rendered: dict[str, str] = {}
+    for template in sorted((base_root / TEMPLATES_DIR).rglob("*")):
+        if template.is_file():
+            relpath = template.relative_to(base_root / TEMPLATES_DIR).as_posix().removesuffix(TEMPLATE_SUFFIX)
+            target = out_dir / relpath
+            if target.is_file():
+                rendered[relpath] = target.read_text()
+    return rendered
+
+
 def diff_revision(workspace: str, rev: str, root: Path = REPO_ROOT) -> str:
     """Render of ``workspace`` at ``rev`` against the working tree's (a workspace new since ``rev``: all added)."""
-    from tools.render import default_out_dir
-    from tools.values import workspace_names
-
     current = render_map(workspace, root)
     with tempfile.TemporaryDirectory(prefix="tools-diff-") as tmp:
         base_root = Path(tmp)
         extract_revision(root, rev, base_root)
-        if (base_root / "workspaces").is_dir() and workspace in workspace_names(base_root):
-            try:
-                # Rendered as if into this checkout's output folder, so relative paths compare equal.
-                base = render_map(workspace, base_root, default_out_dir(workspace, base_root))
-            except UserError as error:
-                raise UserError(f"--base {rev}: {workspace} does not render there: {error}") from None
-        else:
+        has_workspace = (base_root / "workspaces" / f"{workspace}.yaml").is_file()
+        if not has_workspace:
             base = {}
+        elif (base_root / "tools" / "render.py").is_file():
+            base = render_map_at_revision(workspace, base_root, rev)
+        else:  # a tree without its own tools: render its values and templates with ours
+            from tools.render import default_out_dir
+
+            base = render_map(workspace, base_root, default_out_dir(workspace, base_root))
     return unified_renders(base, current, f"a/{rev}", "b")
 
 

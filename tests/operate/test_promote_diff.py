@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,19 @@ def test_diff_between_workspaces(git_repo, tools_cli) -> None:
     assert code == 0 and "--- a/dev/endpoints/deployment.yml\n+++ b/prod/endpoints/deployment.yml" in out
     assert "-instance_count: 1\n+instance_count: 2\n" in out
     assert "../../../data" not in out  # rendered into the same folder: relative paths do not show as changes
+
+
+def test_diff_base_revision_renders_with_its_own_tools(repo_root: Path, tmp_path: Path) -> None:
+    """A real clone carries tools/: the base revision is rendered by its own code, values and schemas."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--local", str(repo_root), str(clone)], check=True)
+    values = clone / "workspaces" / "prod.yaml"
+    values.write_text(values.read_text().replace("instance_count: 2", "instance_count: 4"))
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "diff", "--workspace", "prod", "--base", "HEAD", "--exit-code"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "-instance_count: 2" in result.stdout and "+instance_count: 4" in result.stdout
