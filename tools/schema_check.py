@@ -33,7 +33,6 @@ SCHEMA_DIR = REPO_ROOT / "schemas" / "azureml"
 CACHE_DIR = REPO_ROOT / "build" / "cache" / "schema_check"
 
 _lock = threading.Lock()
-_kinds: dict[str, dict[str, Any]] | None = None
 _texts: dict[str, str] = {}
 _fast: dict[str, Callable[[Any], Any]] = {}
 _slow: dict[str, Any] = {}
@@ -45,24 +44,18 @@ _MAX_VALUE_CHARS = 60
 
 # ---------------------------------------------------------------------------------------------- kinds and files
 def kinds() -> dict[str, dict[str, Any]]:
-    """``schemas/kinds.yaml`` kinds: kind -> {file, loader, schema_class, az}."""
-    global _kinds
-    if _kinds is None:
-        from tools.schemas import load_kinds
+    """``schemas/kinds.yaml`` kinds (via tools.catalog): kind -> {file, loader, schema_class, az, url}."""
+    from tools.catalog import kinds as catalog_kinds
+    from tools.catalog import schema_url
 
-        table = load_kinds()
-        base = table["schema_base_url"]
-        _kinds = {kind: dict(spec, url=base + spec["file"]) for kind, spec in table["kinds"].items()}
-    return _kinds
+    return {kind: dict(spec, url=schema_url(kind)) for kind, spec in catalog_kinds().items()}
 
 
 def kind_from_schema_url(url: str) -> str | None:
     """The kind whose published ``$schema`` URL (or file name) is ``url``; None when it is none of ours."""
-    name = str(url).strip().rstrip("/").rsplit("/", 1)[-1]
-    for kind, spec in kinds().items():
-        if spec["file"] == name:
-            return kind
-    return None
+    from tools.spec import kind_from_schema_url as from_url
+
+    return from_url(str(url).strip())
 
 
 def schema_path(kind: str) -> Path:
