@@ -14,7 +14,7 @@ from tools.values import workspace_names
 
 KEY_LIKE = [
     re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),
-    re.compile(r"SharedAccessSignature=|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
+    re.compile(r"SharedAccessSignature=[A-Za-z0-9%]{10,}|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
     re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{20,}"),
     re.compile(
         r"(?i)(api[_-]?key|primary[_-]?key|secondary[_-]?key|client[_-]?secret|password)\s*[:=]\s*['\"]?[A-Za-z0-9+/=._~-]{16,}"

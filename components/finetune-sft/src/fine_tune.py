@@ -192,9 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset-num-proc", type=int, default=0, help="tokenisation processes (0: automatic)")
 
     lo = p.add_argument_group("LoRA")
-    lo.add_argument(
-        "--lora", action=_BoolAction, default=False, help="train LoRA adapters (merged at the end)"
-    )
+    lo.add_argument("--lora", action=_BoolAction, default=False, help="train LoRA adapters (merged at the end)")
     lo.add_argument("--lora-r", type=_positive_int, default=16, help="LoRA rank")
     lo.add_argument("--lora-alpha", type=_positive_float, default=32.0, help="LoRA alpha (scaling = alpha / r)")
     lo.add_argument("--lora-dropout", type=_dropout, default=0.05, help="LoRA dropout")
@@ -290,6 +288,13 @@ def check_output_dir(path: Path) -> None:
         raise UserInputError(f"--output-dir {path}: folder is not empty; expected an empty or new folder")
 
 
+def hub_offline() -> bool:
+    """The offline switches, read at call time: libraries cache them at import, which a long process outlives."""
+    return any(
+        os.environ.get(k, "").upper() in {"1", "ON", "YES", "TRUE"} for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
 def check_model_source(name: str) -> None:
     path = Path(name)
     if path.exists():
@@ -340,7 +345,7 @@ def load_tokenizer(name: str):  # noqa: ANN201 - transformers tokenizer
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=hub_offline())
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserInputError(f"--model-name-or-path {name}: cannot load a tokenizer ({first})") from None
@@ -357,7 +362,9 @@ def load_model(name: str, precision: str, attention: str):  # noqa: ANN201 - tra
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attention)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, attn_implementation=attention, local_files_only=hub_offline()
+        )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserInputError(f"--model-name-or-path {name}: cannot load the model ({first})") from None
