@@ -491,7 +491,14 @@ def _iter_tables(dataset: Any, batch_size: int, source: Source, split: str) -> I
 
 
 def count_rows(dataset: Any, batch_size: int, source: Source, split: str) -> int:
-    return sum(table.num_rows for table in _iter_tables(dataset, batch_size, source, split))
+    """A first pass for splits whose length the dataset card does not declare."""
+    rows = 0
+    with contextlib.closing(_iter_tables(dataset, batch_size, source, split)) as tables:
+        for table in tables:
+            if _STOP.is_set():
+                raise KeyboardInterrupt
+            rows += table.num_rows
+    return rows
 
 
 class Pipeline:
@@ -511,6 +518,8 @@ class Pipeline:
 
         offset = 0
         for table in tables:
+            if _STOP.is_set():
+                raise KeyboardInterrupt
             base, n = offset, table.num_rows
             offset += n
             progress.update(n)
@@ -949,8 +958,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_data_parser=parser)
 
 
-def _raise_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+_STOP = threading.Event()
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    """SIGTERM / Ctrl-C: stop at the next batch boundary (interrupting a library reader mid-call can hang its
+    threads); a second signal interrupts at once."""
+    if _STOP.is_set():
+        raise KeyboardInterrupt
+    _STOP.set()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -965,13 +981,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.test_size is None and args.split is not None:
         args.test_size = "0.2"
-    previous = signal.getsignal(signal.SIGTERM)
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
     in_main = threading.current_thread() is threading.main_thread()
-    if in_main:  # SIGTERM unwinds like Ctrl-C, so the atomic writers remove their temp files
-        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    _STOP.clear()
+    if in_main:  # both unwind like Ctrl-C at a batch boundary, so the atomic writers remove their temp files
+        for signum in signals:
+            signal.signal(signum, _request_stop)
     try:
         with _without_torch():
             return prepare(args)
     finally:
         if in_main:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

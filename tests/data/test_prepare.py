@@ -373,21 +373,28 @@ def test_unreachable_hub_without_offline_switches_is_detected_in_seconds(tmp_pat
 # --------------------------------------------------------------------------------------------- atomicity
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_interrupted_prepare_leaves_no_jsonl(tmp_path: Path, kit, signum: int) -> None:
+def _big_hub(folder: Path, kit, copies: int, bad_at: int | None = None) -> Path:  # noqa: ANN001
+    """``copies`` x 1000 rows in row groups of 1000 (prompt_ids unique per copy); optionally one bad row."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     base = pa.Table.from_pylist([kit.row(f"a{i}", exchanges=4) for i in range(1000)])
-    folder = tmp_path / "hub"
     (folder / "data").mkdir(parents=True)
     with pq.ParquetWriter(folder / "data" / "train_sft-00000-of-00001.parquet", base.schema) as writer:
-        for copy in range(60):  # 60k rows; prompt_ids made unique per copy
-            ids = pa.array([f"{copy}-{i}" for i in range(base.num_rows)])
-            writer.write_table(base.set_column(1, "prompt_id", ids), row_group_size=1000)
+        for copy in range(copies):
+            ids = [f"{copy}-{i}" for i in range(base.num_rows)]
+            if bad_at is not None and copy == bad_at // 1000:
+                ids[bad_at % 1000] = ""
+            writer.write_table(base.set_column(1, "prompt_id", pa.array(ids)), row_group_size=1000)
     (folder / "README.md").write_text(
         "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train_sft\n    path: data/train_sft-*\n---\n"
     )
+    return folder
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_interrupted_prepare_leaves_no_jsonl(tmp_path: Path, kit, signum: int) -> None:
+    folder = _big_hub(tmp_path / "hub", kit, copies=60)
     out = tmp_path / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     proc = subprocess.Popen(
@@ -426,6 +433,39 @@ def test_interrupted_prepare_leaves_no_jsonl(tmp_path: Path, kit, signum: int) -
     if signum == signal.SIGTERM:
         assert proc.returncode == 130 and not list(out.glob(".*.tmp"))  # cleaned up on the way out
         assert "interrupted" in proc.stderr.read().decode()
+
+
+def test_bad_row_mid_stream_fails_and_exits_promptly(tmp_path: Path, kit) -> None:
+    """Regression: leaving a parquet scan mid-file used to hang the interpreter's exit."""
+    folder = _big_hub(tmp_path / "hub", kit, copies=12, bad_at=7500)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools",
+            "data",
+            "prepare",
+            "--source",
+            str(folder),
+            "--splits",
+            "train_sft",
+            "--percent",
+            "100",
+            "--out",
+            str(tmp_path / "out"),
+            "--on-bad-row",
+            "fail",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: train_sft row 7500: missing-prompt-id: prompt_id is '' (--on-bad-row fail)\n"
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
 
 
 # --------------------------------------------------------------------------------------------- bundled sample
