@@ -224,8 +224,8 @@ def run_scale(scale: float, work: Path, skip_original: bool) -> dict[str, object
 
 def table(results: list[dict[str, object]]) -> str:
     lines = [
-        "| scale | method | rows | wall s | rows/s | MB/s (Arrow in) | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scale | method | rows | wall s | CPU s | rows/s | MB/s (Arrow in) | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         for method in ("ours", "original"):
@@ -234,12 +234,14 @@ def table(results: list[dict[str, object]]) -> str:
             m = res[method]
             rows, mb = res["rows"], res["arrow_bytes"] / 1e6
             lines.append(
-                f"| {res['scale']:g} | {method} | {rows} | {m['wall_s']:.1f} | {rows / m['wall_s']:,.0f} | "
-                f"{mb / m['wall_s']:,.0f} | {m['peak_rss_mib']:,.0f} |"
+                f"| {res['scale']:g} | {method} | {rows} | {m['wall_s']:.1f} | {m['cpu_s']:.1f} | "
+                f"{rows / m['wall_s']:,.0f} | {mb / m['wall_s']:,.0f} | {m['peak_rss_mib']:,.0f} |"
             )
         if "original" in res:
+            o, r = res["original"], res["ours"]
             lines.append(
-                f"| {res['scale']:g} | speed-up | | | {res['original']['wall_s'] / res['ours']['wall_s']:.1f}x | | |"
+                f"| {res['scale']:g} | original / ours | | {o['wall_s'] / r['wall_s']:.1f}x | "
+                f"{o['cpu_s'] / r['cpu_s']:.1f}x | | | {o['peak_rss_mib'] / r['peak_rss_mib']:.1f}x |"
             )
     return "\n".join(lines)
 
