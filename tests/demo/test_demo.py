@@ -1,0 +1,46 @@
+"""`make demo` end to end: it exits 0, tells its story, prints a Prompt flow answer, and
+leaves no process and no listening port behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+
+def listening_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+def test_demo_runs_the_chain_and_cleans_up(repo_root: Path) -> None:
+    before = listening_ports()
+    result = subprocess.run(
+        [sys.executable, "-m", "tools", "demo"],  # exactly what `make demo` runs
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = result.stdout
+    assert result.returncode == 0, (out + result.stderr)[-2000:]
+    assert "Traceback" not in out + result.stderr
+    for number in range(1, 7):
+        assert f"[{number}/6]" in out
+    assert "Prompt flow (pf flow test --flow flows/chat)" in out
+    answers = [line.split("assistant:", 1)[1].strip() for line in out.splitlines() if "assistant:" in line]
+    assert len(answers) == 2, answers  # the sample request's, then the Prompt flow's
+    assert answers[1].strip("'\""), "the Prompt flow printed an empty answer"
+    assert "JOB_NAME=$(az ml job create -f jobs/finetune.yml" in out  # the plan for the dev workspace
+    assert "az ml online-endpoint delete --name ultrachat-phi3-dev" in out
+    assert (repo_root / ".runs" / "demo" / "model" / "MLmodel").is_file()
+    # nothing left behind: no new listening port (the local endpoint, pf's service on 23333), no demo process
+    assert listening_ports() - before == set()
+    assert 23333 not in listening_ports()
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and any(".runs/demo" in part for part in p.info["cmdline"])
+    ]
+    assert leftovers == []
