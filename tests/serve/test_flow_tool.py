@@ -55,3 +55,15 @@ def test_endpoint_errors_surface_as_one_line(tool: ModuleType, stub: StubEndpoin
     monkeypatch.setenv("AZUREML_ENDPOINT_URL", "${azureml_endpoint.endpoint_url}")  # an unresolved reference
     with pytest.raises(RuntimeError, match="not an http"):
         tool.chat(question="Q")
+
+
+def test_flow_defaults_match_the_workspace_scoring_values(repo_root) -> None:  # noqa: ANN001
+    """flows/chat/flow.dag.yaml repeats the generation defaults (Prompt flow needs them in the flow file): they
+    must stay equal to the default workspace's `scoring:` values, the one source."""
+    import yaml
+
+    from tools.values import DEFAULT_WORKSPACE, load_values
+
+    flow = yaml.safe_load((repo_root / "flows" / "chat" / "flow.dag.yaml").read_text())
+    scoring = load_values(DEFAULT_WORKSPACE, repo_root).data["scoring"]
+    assert {name: flow["inputs"][name]["default"] for name in scoring} == scoring
