@@ -190,7 +190,13 @@ def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
         print(f"      sample request ({request.relative_to(REPO_ROOT)}, Azure foundation-model body)")
         print(f"        user:      {last_user[:110]}")
         print(f"        assistant: {answers['request'][:200]!r}")
-        env = dict(os.environ, AZUREML_ENDPOINT_URL=url, PF_HOME_DIRECTORY=str((run / "pf-home").resolve()))
+        # the local endpoint takes no key: never forward one from the caller's shell
+        env = dict(
+            os.environ,
+            AZUREML_ENDPOINT_URL=url,
+            AZUREML_ENDPOINT_KEY="",
+            PF_HOME_DIRECTORY=str((run / "pf-home").resolve()),
+        )
         pf = str(Path(sys.executable).parent / "pf")
         result = subprocess.run(
             [
