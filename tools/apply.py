@@ -21,22 +21,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.catalog import REPO_ROOT
 from tools.errors import UserError
 from tools.plan import (
     JOB_NAME_VAR,
     SAMPLE_REQUEST,
     SAMPLE_REQUEST_HINT,
+    VARIABLE,
     Step,
-    build_plan,
+    add_plan_arguments,
     format_plan,
     free_variables,
-    load_workspace,
-    parse_stages,
+    plan_from_args,
     shell_command,
 )
-
-_VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
 class StepFailed(UserError):
@@ -55,7 +52,7 @@ def substitute(argv: tuple[str, ...], variables: dict[str, str]) -> list[str]:
             raise UserError(f"${{{name}}} is not set: run the stage that captures it or pass it (--job-name)")
         return variables[name]
 
-    return [_VAR.sub(one, word) for word in argv]
+    return [VARIABLE.sub(one, word) for word in argv]
 
 
 def _stream(argv: list[str], cwd: Path) -> int:
@@ -111,25 +108,14 @@ def execute(steps: list[Step], root: Path, variables: dict[str, str]) -> dict[st
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workspace", metavar="NAME", default=None, help="workspace values name (default: dev)")
-    parser.add_argument(
-        "--stage", default="all", metavar="STAGE[,STAGE]", help="all (default) or a comma-separated list of stages"
-    )
+    add_plan_arguments(parser)
     parser.add_argument("--execute", action="store_true", help="run the commands (default: print them: a dry run)")
     parser.add_argument("--yes", action="store_true", help="allow destructive steps (endpoint delete)")
     parser.add_argument("--job-name", metavar="NAME", help="JOB_NAME for a register stage run without train")
-    parser.add_argument("--job", metavar="PATH", help="job spec to submit (default: jobs/finetune.yml)")
-    parser.add_argument("--layers", default="ABCD", help="validation layers run before planning (default ABCD)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.values import DEFAULT_WORKSPACE
-
-    name = args.workspace or DEFAULT_WORKSPACE
-    stages = parse_stages(args.stage)
-    ws = load_workspace(name, args.root.resolve(), args.layers.upper())
-    steps = build_plan(ws, stages, args.job)
+    name, stages, ws, steps = plan_from_args(args)
     variables = {JOB_NAME_VAR: args.job_name} if args.job_name else {}
     missing = [v for v in free_variables(steps) if v not in variables]
     destructive = [s.name for s in steps if s.destructive]

@@ -39,7 +39,7 @@ TRAIN_KINDS = ("amlCompute", "environment", "commandComponent", "data")
 JOB_KINDS = ("pipelineJob", "commandJob")
 # The job submitted unless --job names another: the registry pipeline (design.md's main path), when rendered.
 DEFAULT_JOB = "finetune.yml"
-_VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Step:
     def variables(self) -> list[str]:
         """The ``${VAR}`` names this step reads."""
         words = [*self.argv, *(self.skip_if or ())]
-        return list(dict.fromkeys(name for word in words for name in _VAR.findall(word)))
+        return list(dict.fromkeys(name for word in words for name in VARIABLE.findall(word)))
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,7 @@ def load_workspace(name: str, root: Path = REPO_ROOT, layers: str = "ABCD") -> W
 
 def shell_word(word: str) -> str:
     """Quote one argument for POSIX sh, keeping ``${VAR}`` references live (double quotes)."""
-    if not _VAR.search(word):
+    if not VARIABLE.search(word):
         return shlex.quote(word)
     if re.fullmatch(r"[A-Za-z0-9_./:@=${}-]+", word):
         return f'"{word}"'
@@ -487,7 +487,8 @@ def format_plan(ws: Workspace, stages: list[str], steps: list[Step], invocation:
     return "\n".join(lines) + "\n"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `plan` and `apply` share."""
     parser.add_argument("--workspace", metavar="NAME", default=None, help="workspace values name (default: dev)")
     parser.add_argument(
         "--stage",
@@ -500,13 +501,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
 
 
-def run(args: argparse.Namespace) -> int:
+def plan_from_args(args: argparse.Namespace) -> tuple[str, list[str], Workspace, list[Step]]:
+    """Workspace name, stages, the loaded (rendered, validated) workspace and its plan, from the shared options."""
     from tools.values import DEFAULT_WORKSPACE
 
     name = args.workspace or DEFAULT_WORKSPACE
     stages = parse_stages(args.stage)
     ws = load_workspace(name, args.root.resolve(), args.layers.upper())
-    steps = build_plan(ws, stages, args.job)
+    return name, stages, ws, build_plan(ws, stages, args.job)
+
+
+add_arguments = add_plan_arguments
+
+
+def run(args: argparse.Namespace) -> int:
+    name, stages, ws, steps = plan_from_args(args)
     invocation = f"python -m tools plan --workspace {name} --stage {args.stage}"
     sys.stdout.write(format_plan(ws, stages, steps, invocation))
     return 0
