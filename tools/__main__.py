@@ -26,7 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools",
+        description="The repo's tools, one job each: values -> specs -> findings -> plan, plus data, training and "
+        "serving helpers. `python -m tools <command> --help` for each.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     available: dict[str, object] = {}
     for name, (module_name, help_text) in COMMANDS.items():
