@@ -101,9 +101,31 @@ def validate_workspace(workspace: str, layers: str = ALL_LAYERS, root: Path = RE
     return validate_specs(specs, layers, policy)
 
 
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files as given; a folder stands for the YAML files below it that carry a `$schema` line."""
+    expanded: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in (".yml", ".yaml") and "$schema:" in p.read_text(errors="ignore")
+            )
+            if not found:
+                raise UserError(f"{name}: no YAML spec with a $schema line below this folder")
+            expanded.extend(found)
+        else:
+            expanded.append(path)
+    return expanded
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", nargs="*", metavar="PATH", help="spec files to validate (any spec, rendered by us or not)"
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="spec files (or folders of them) to validate: any spec, rendered by us or not",
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--workspace", metavar="NAME", help="validate one workspace's rendered specs")
@@ -128,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give PATHs or --workspace/--all, not both")
     reports: list[tuple[str, Report]] = []
     if args.paths:
-        specs = [parse_spec(Path(p), p) for p in args.paths]
+        specs = [parse_spec(path, str(path)) for path in expand_paths(args.paths)]
         reports.append(("paths", validate_specs(specs, layers, args.policy)))
     else:
         for name in [args.workspace] if args.workspace else workspace_names():

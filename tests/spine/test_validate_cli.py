@@ -1,0 +1,70 @@
+"""The validate CLI: scopes (paths, folders, workspaces), output formats for CI, --strict, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+
+def validate(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools", "validate", *args], cwd=repo_root, capture_output=True,
+                          text=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
+    folder = tmp_path_factory.mktemp("specs")
+    text = (repo_root / "endpoints" / "deployment.yml").read_text()
+    (folder / "deployment.yml").write_text(text.replace("instance_count: 1", "instance_count: 0"))
+    (folder / "notes.yaml").write_text("just: a yaml file without a schema line\n")
+    return folder
+
+
+def test_every_workspace_passes_and_the_retired_model_is_a_warning(repo_root: Path) -> None:
+    result = validate(repo_root)
+    assert result.returncode == 0, result.stdout
+    assert "RETIRED" in result.stdout and " warning: " in result.stdout
+    strict = validate(repo_root, "--strict")
+    assert strict.returncode == 1 and "RETIRED" in strict.stdout and " warning: " not in strict.stdout
+
+
+def test_a_folder_stands_for_its_specs(repo_root: Path, broken: Path) -> None:
+    result = validate(repo_root, str(broken))
+    assert result.returncode == 1
+    assert (
+        f"{broken / 'deployment.yml'}:" in result.stdout and "instance_count: expected an integer >= 1" in result.stdout
+    )
+    assert "notes.yaml" not in result.stdout + result.stderr  # no $schema line: not a spec
+
+
+def test_json_report(repo_root: Path, broken: Path) -> None:
+    report = json.loads(validate(repo_root, str(broken / "deployment.yml"), "--format", "json").stdout)
+    assert report["errors"] >= 1
+    finding = next(f for f in report["findings"] if f["key_path"] == "instance_count")
+    assert finding["layer"] in "ABCD" and finding["severity"] == "error" and finding["line"] > 1
+
+
+def test_junit_report_for_ci(repo_root: Path, broken: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.xml"
+    result = validate(repo_root, str(broken / "deployment.yml"), "--format", "junit", "--output", str(out))
+    assert result.returncode == 1
+    suite = ET.parse(out).getroot()
+    assert suite.tag == "testsuite" and int(suite.get("failures")) >= 1
+    assert any("instance_count" in (f.get("message") or "") for f in suite.iter("failure"))
+
+
+def test_github_annotations(repo_root: Path, broken: Path) -> None:
+    lines = validate(repo_root, str(broken / "deployment.yml"), "--format", "github").stdout.splitlines()
+    assert any(line.startswith("::error file=") and ",line=" in line and "instance_count" in line for line in lines)
+
+
+def test_bad_arguments_are_one_line(repo_root: Path) -> None:
+    result = validate(repo_root, "--layers", "XYZ")
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "--layers" in result.stderr
+    missing = validate(repo_root, "no/such/spec.yml")
+    assert missing.returncode == 1 and "no/such/spec.yml: no such file" in missing.stdout
