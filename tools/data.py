@@ -473,6 +473,17 @@ def _iter_tables(dataset: Any, batch_size: int, source: Source, split: str) -> I
     import pyarrow as pa
     from datasets.exceptions import DatasetsError
 
+    def failed(exc: BaseException) -> UserError:
+        return UserError(f"--source {source.display}: split {split}: cannot read rows: {_first_line(exc)}")
+
+    # One shard per parquet row group (``reshard``; other formats keep their shards): pyarrow's threaded scanner
+    # reads a fragment ahead of its consumer with no bound short of 1 GiB, so a scan over a whole file queued
+    # decoded batches whenever we were slower than the decoder and RSS grew with the file. A one-row-group fragment
+    # bounds that read-ahead to one row group; the batches (rebatched to ``batch_size``) and their order are unchanged.
+    try:
+        dataset = dataset.reshard()  # reads each parquet footer
+    except (DatasetsError, pa.ArrowException, OSError, ValueError) as exc:
+        raise failed(exc) from None
     iterator = dataset.with_format("arrow").iter(batch_size=batch_size)
     try:
         while True:
@@ -481,9 +492,7 @@ def _iter_tables(dataset: Any, batch_size: int, source: Source, split: str) -> I
             except StopIteration:
                 return
             except (DatasetsError, pa.ArrowException, OSError, ValueError) as exc:
-                raise UserError(
-                    f"--source {source.display}: split {split}: cannot read rows: {_first_line(exc)}"
-                ) from None
+                raise failed(exc) from None
             yield table
     finally:
         # Close the reader chain now, in this thread: a scan abandoned until interpreter shutdown can hang the exit.
@@ -553,6 +562,14 @@ class Pipeline:
                 break
         return offset
 
+    @staticmethod
+    def _prefetch(plan: Plan, pids: list[Any]) -> None:
+        """Look a batch's prompt_ids up in every id set ``_admit`` will ask, in one vectorised search each."""
+        normalized = [pid for pid in map(normalize_prompt_id, pids) if pid is not None]
+        sets = {id(s): s for out in plan.outputs for s in (out.seen, out.partner.seen if out.partner else None) if s}
+        for seen in sets.values():
+            seen.prefetch(normalized)
+
     def _admit(self, out: Output, row: int, pid: Any, problem: tuple[str, str] | None, split: str) -> bool:
         """Apply leakage, uniqueness and the bad-row policy to one row; True when it is written."""
         if problem is None:
@@ -583,6 +600,7 @@ class Pipeline:
         pids, messages = _column(table, "prompt_id"), _column(table, "messages")
         prompts = _column(table, "prompt") or [None] * len(rows)
         assert pids is not None and messages is not None
+        self._prefetch(plan, pids)
         lines: list[list[str]] = [[] for _ in plan.outputs]
         for row, k, pid, msgs, prompt in zip(rows.tolist(), route.tolist(), pids, messages, prompts, strict=True):
             out = plan.outputs[k]
@@ -629,6 +647,7 @@ class Pipeline:
             return False
         # no side effects before this point: the batch can still go to the Python path
         pids = table.column("prompt_id").to_pylist()
+        self._prefetch(plan, pids)
         keep = np.zeros(len(rows), dtype=bool)
         for i, (row, k) in enumerate(zip(rows.tolist(), route.tolist(), strict=True)):
             out = plan.outputs[k]

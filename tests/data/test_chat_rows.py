@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tools.chat_rows import REASONS, check_row, distribution, is_sft_split
+from tools.chat_rows import REASONS, SeenIds, check_row, distribution, is_sft_split
 from tools.data import SliceSpec, pair_name, parse_split, slice_output_names
 
 
@@ -126,3 +126,21 @@ def test_distribution() -> None:
     assert distribution([]) == {"min": None, "median": None, "p95": None, "max": None}
     assert distribution([3, 1, 2, 4]) == {"min": 1, "median": 2.5, "p95": 4, "max": 4}
     assert distribution(list(range(1, 101)))["p95"] == 95
+
+
+def test_seen_ids_answer_like_a_set_across_folds_with_and_without_prefetch() -> None:
+    rng = random.Random(7)
+    seen, reference = SeenIds(), set()
+    seen.FOLD_AT = 16  # fold into the sorted array often
+    for batch in range(60):
+        ids = [f"id-{rng.randrange(400)}" for _ in range(rng.randrange(1, 30))]
+        if batch % 3:
+            seen.prefetch(ids[: len(ids) // 2 + 1] if batch % 5 == 0 else ids)  # some ids left to the slow path
+        for pid in ids:
+            assert (pid in seen) == (pid in reference)
+            assert seen.add(pid) == (pid not in reference)
+            reference.add(pid)
+            assert pid in seen
+        assert len(seen) == len(reference)
+    assert seen._sorted is not None and len(seen._sorted) > len(seen._recent)
+    assert 3 not in seen and "never" not in seen

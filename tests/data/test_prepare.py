@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -499,3 +500,34 @@ def test_committed_sample_is_reproduced_byte_for_byte(tmp_path: Path, cli, monke
         assert (out / name).read_bytes() == (REPO / "data" / "sample" / name).read_bytes(), name
     size = sum(p.stat().st_size for p in committed.rglob("*") if p.is_file())
     assert size < 1_000_000
+
+
+# --------------------------------------------------------------------------------------------- memory
+
+
+def test_parquet_read_ahead_is_one_row_group_and_keeps_row_order(tmp_path: Path, kit) -> None:
+    """A consumer slower than pyarrow's decoder must not let a whole file queue up in memory (it did: the threaded
+    scanner reads a fragment ahead with no bound short of 1 GiB, so peak RSS grew with the split)."""
+    import pyarrow as pa
+
+    from tools import data
+
+    pad = "lorem ipsum dolor sit amet " * 200  # ~5 KB a turn: ~0.5 MB a 50-row group, ~10 MB the file
+    rows = []
+    for i in range(1000):
+        r = kit.row(f"m{i}", exchanges=1)
+        r["messages"][1]["content"] += pad
+        r["messages"][0]["content"] += pad
+        rows.append(r)
+    folder = kit.write_hub(tmp_path / "hub", {"train_gen": rows}, row_group_size=50)
+    source = data.resolve_source(str(folder))
+    dataset = data.open_source(source, None)["train_gen"]
+    baseline = pa.total_allocated_bytes()
+    peak, ids = 0, []
+    with data._without_torch(), contextlib.closing(data._iter_tables(dataset, 30, source, "train_gen")) as tables:
+        for table in tables:
+            ids += table.column("prompt_id").to_pylist()
+            time.sleep(0.005)  # the decoder threads run ahead while we wait
+            peak = max(peak, pa.total_allocated_bytes() - baseline)
+    assert ids == [r["prompt_id"] for r in rows]
+    assert peak < 3_000_000, f"{peak / 1e6:.1f} MB of decoded Arrow data held at once"
