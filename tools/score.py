@@ -147,33 +147,11 @@ def load_request(path: str | os.PathLike[str]) -> dict:
     return body
 
 
-def invoke(
-    url: str,
-    key: str | None,
-    body: dict,
-    *,
-    fmt: str | None = None,
-    timeout: float = 90.0,
-    retries: int = 3,
-    backoff_factor: float = 0.5,
-    endpoint: str | None = None,
-    deployment: str | None = None,
-    scope: str = "",
-) -> str:
-    """Score ``body`` at ``url`` (converted to ``fmt`` when given) and return the answer text; UserError on failure."""
+def invoke(url: str, key: str | None, body: dict, **options: Any) -> str:
+    """`scoring_client.invoke` (same options: fmt, timeout, retries, endpoint, deployment, ...) for the CLI: the
+    answer text, or a UserError with the client's one-line reason."""
     try:
-        return scoring_client.invoke(
-            url,
-            key,
-            body,
-            fmt=fmt,
-            timeout=timeout,
-            retries=retries,
-            backoff_factor=backoff_factor,
-            endpoint=endpoint,
-            deployment=deployment,
-            scope=scope,
-        )
+        return scoring_client.invoke(url, key, body, **options)
     except scoring_client.ScoringError as error:
         raise UserError(str(error)) from error
 
