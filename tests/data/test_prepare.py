@@ -398,42 +398,29 @@ def test_interrupted_prepare_leaves_no_jsonl(tmp_path: Path, kit, signum: int) -
     folder = _big_hub(tmp_path / "hub", kit, copies=60)
     out = tmp_path / "out"
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tools",
-            "data",
-            "prepare",
-            "--source",
-            str(folder),
-            "--splits",
-            "train_sft",
-            "--percent",
-            "100",
-            "--out",
-            str(out),
-            "--no-fast",
-            "--batch-size",
-            "100",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not list(out.glob(".train_sft.jsonl.*.tmp")):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    time.sleep(0.3)  # mid-write
-    assert proc.poll() is None, "prepare finished before it could be interrupted"
-    proc.send_signal(signum)
-    proc.wait(timeout=30)
+    # Output goes to files, not pipes nobody reads: a full pipe would block the child before it sees the signal.
+    stderr_path = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "tools", "data", "prepare", "--source", str(folder), "--splits", "train_sft",
+            "--percent", "100", "--out", str(out), "--no-fast", "--batch-size", "100", "--no-progress"]  # fmt: skip
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not list(out.glob(".train_sft.jsonl.*.tmp")):
+                assert proc.poll() is None, stderr_path.read_text()
+                time.sleep(0.02)
+            time.sleep(0.3)  # mid-write
+            assert proc.poll() is None, "prepare finished before it could be interrupted"
+            proc.send_signal(signum)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:  # never leave the child behind, whatever failed above
+                proc.kill()
+                proc.wait()
     assert not (out / "train_sft.jsonl").exists() and not (out / "manifest.json").exists()
     if signum == signal.SIGTERM:
         assert proc.returncode == 130 and not list(out.glob(".*.tmp"))  # cleaned up on the way out
-        assert "interrupted" in proc.stderr.read().decode()
+        assert "interrupted" in stderr_path.read_text()
 
 
 def test_bad_row_mid_stream_fails_and_exits_promptly(tmp_path: Path, kit) -> None:
