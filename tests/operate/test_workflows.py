@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -115,8 +114,8 @@ def test_azure_access_is_oidc_only(repo_root: Path) -> None:
 def test_workflows_run_the_repo_commands(repo_root: Path) -> None:
     flows = workflows(repo_root)
     pr = "\n".join(s.get("run", "") for s in flows["pr.yml"]["jobs"]["check"]["steps"])
-    assert "tools render --check" in pr and "--format junit" in pr and "--format json" in pr
-    assert "tools diff --workspace" in pr and "GITHUB_STEP_SUMMARY" in pr and "annotations.py" in pr
+    assert "tools render --check" in pr and "--format junit" in pr and "--format github" in pr
+    assert "tools diff --workspace" in pr and "GITHUB_STEP_SUMMARY" in pr
     assert "pull_request" in flows["pr.yml"]["on"]
     dev = flows["deploy-dev.yml"]
     assert dev["on"]["push"]["branches"] == ["main"]
@@ -134,27 +133,16 @@ def test_workflows_run_the_repo_commands(repo_root: Path) -> None:
     assert "tools promote --model" in runs and "--execute" in runs and "tools apply --workspace prod" in runs
 
 
-def test_annotations_from_validate_json(repo_root: Path, tmp_path: Path) -> None:
-    report = {
-        "files": ["jobs/finetune.yml"],
-        "errors": 1,
-        "warnings": 1,
-        "findings": [
-            {"path": "jobs/finetune.yml", "line": 12, "key_path": "jobs.finetune.component", "severity": "error",
-             "layer": "D", "message": "prod policy: pin a version, not labels/latest", "rule": "prod-pin"},
-            {"path": "build/prod/a,b.yml", "line": None, "key_path": "", "severity": "warning", "layer": "D",
-             "message": "50% done\nsecond line", "rule": ""},
-        ],
-    }  # fmt: skip
-    path = tmp_path / "validate-dev.json"
-    path.write_text(json.dumps(report))
-    script = repo_root / ".github" / "scripts" / "annotations.py"
-    result = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert result.stdout.splitlines() == [
-        "::error file=jobs/finetune.yml,line=12,title=validate layer D::jobs.finetune.component: prod policy: pin a "
-        "version, not labels/latest",
-        "::warning file=build/prod/a%2Cb.yml,title=validate layer D::50%25 done%0Asecond line",
+def test_github_annotations_escape_their_properties() -> None:
+    from tools.findings import Finding, to_github
+
+    findings = [
+        Finding("jobs/finetune.yml", 12, ("jobs", "finetune", "component"), "prod policy: pin a version", "D"),
+        Finding("build/prod/a,b.yml", None, (), "50% done\nsecond line", "A", "warning"),
+    ]
+    assert to_github(findings).splitlines() == [
+        "::error file=jobs/finetune.yml,line=12,title=repo rules%3A jobs.finetune.component::prod policy: pin a version",
+        "::warning file=build/prod/a%2Cb.yml,title=YAML hygiene::50%25 done%0Asecond line",
     ]
 
 
