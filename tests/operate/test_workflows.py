@@ -141,7 +141,8 @@ def test_github_annotations_escape_their_properties() -> None:
         Finding("build/prod/a,b.yml", None, (), "50% done\nsecond line", "A", "warning"),
     ]
     assert to_github(findings).splitlines() == [
-        "::error file=jobs/finetune.yml,line=12,title=repo rules%3A jobs.finetune.component::prod policy: pin a version",
+        "::error file=jobs/finetune.yml,line=12,title=repo rules%3A jobs.finetune.component::"
+        "prod policy: pin a version",
         "::warning file=build/prod/a%2Cb.yml,title=YAML hygiene::50%25 done%0Asecond line",
     ]
 
