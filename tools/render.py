@@ -98,13 +98,14 @@ def render_workspace(
 
 
 def write_rendered(files: list[RenderedFile], out_dir: Path) -> list[Path]:
-    written = []
+    """Write what differs (atomically); return the files that changed. Unchanged files keep their timestamps."""
+    changed = []
     for item in files:
         target = out_dir / item.relpath
         if not target.exists() or target.read_text() != item.text:
             atomic_write_text(target, item.text)
-        written.append(target)
-    return written
+            changed.append(target)
+    return changed
 
 
 def check_rendered(files: list[RenderedFile], out_dir: Path, root: Path = REPO_ROOT) -> list[str]:
@@ -166,8 +167,10 @@ def run(args: argparse.Namespace) -> int:
             if out_dir == REPO_ROOT or args.out:
                 failures.extend(check_rendered(files, out_dir))
             continue
-        write_rendered(files, out_dir)
-        print(f"{name}: {len(files)} files -> {os.path.relpath(out_dir, Path.cwd()) if out_dir != Path.cwd() else '.'}")
+        changed = write_rendered(files, out_dir)
+        where = os.path.relpath(out_dir, Path.cwd())
+        detail = ", ".join(os.path.relpath(path, out_dir) for path in changed) if changed else "none"
+        print(f"{name}: {len(files)} files in {where}; changed: {detail}")
     if failures:
         for line in failures:
             print(line)
