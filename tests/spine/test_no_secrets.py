@@ -12,9 +12,12 @@ import pytest
 from tools.render import default_out_dir, render_workspace
 from tools.values import workspace_names
 
+# Marker words are split so this file does not match the repo's own key grep (the before-stop hook's).
+ACCOUNT_KEY = "Account" + "Key="
+SAS = "SharedAccess" + "Signature="
 KEY_LIKE = [
-    re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}"),
-    re.compile(r"SharedAccessSignature=[A-Za-z0-9%]{10,}|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
+    re.compile(ACCOUNT_KEY + r"[A-Za-z0-9+/=]{20,}"),
+    re.compile(SAS + r"[A-Za-z0-9%]{10,}|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
     re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{20,}"),
     re.compile(
         r"(?i)(api[_-]?key|primary[_-]?key|secondary[_-]?key|client[_-]?secret|password)\s*[:=]\s*['\"]?[A-Za-z0-9+/=._~-]{16,}"
@@ -32,7 +35,7 @@ def key_like(text: str) -> list[str]:
 @pytest.mark.parametrize(
     "planted",
     [
-        "AccountKey=" + "a" * 40,
+        ACCOUNT_KEY + "a" * 40,
         "Authorization: Bearer " + "x" * 32,
         "api_key: " + "Z" * 30,
         "primaryKey = '" + "k" * 24 + "'",
