@@ -309,30 +309,6 @@ def _raise_for_status(
     raise ScoringError(f"HTTP {status} from {url}: {detail or 'no detail'}")
 
 
-def invoke(
-    url: str,
-    key: str | None,
-    body: dict,
-    *,
-    fmt: str | None = None,
-    timeout: float = 90.0,
-    retries: int = 3,
-    backoff_factor: float = 0.5,
-    endpoint: str | None = None,
-    deployment: str | None = None,
-    scope: str = "",
-) -> str:
-    """Score ``body`` at ``url`` and return the answer text."""
-    response = post_score(
-        url,
-        key,
-        body,
-        fmt=fmt,
-        timeout=timeout,
-        retries=retries,
-        backoff_factor=backoff_factor,
-        endpoint=endpoint,
-        deployment=deployment,
-        scope=scope,
-    )
-    return extract_answer(response)
+def invoke(url: str, key: str | None, body: dict, **options: Any) -> str:
+    """Score ``body`` at ``url`` and return the answer text (``options``: those of :func:`post_score`)."""
+    return extract_answer(post_score(url, key, body, **options))
