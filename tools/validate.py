@@ -69,20 +69,17 @@ def validate_specs(specs: list[Spec], layers: str = ALL_LAYERS, policy: str = "d
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per file, key path and severity: the first layer in LAYER_ORDER wins; file order kept."""
-    ranked = sorted(findings, key=lambda f: LAYER_ORDER.index(f.layer))
-    seen: set[tuple] = set()
-    kept: set[int] = set()
-    for finding in ranked:
-        marker = (finding.path, finding.key_path, finding.severity, finding.message if finding.layer == "D" else "")
-        same_key = (finding.path, finding.key_path, finding.severity)
-        if marker in seen or (finding.layer != "D" and same_key in seen):
+    """One finding per file, key path and severity, from the first layer in LAYER_ORDER that reports it; the repo
+    rules (D) may add their own distinct messages on a key another layer reported. Sorted by file and line."""
+    kept: list[Finding] = []
+    claimed: set[tuple] = set()
+    for finding in sorted(findings, key=lambda f: LAYER_ORDER.index(f.layer)):
+        where = (finding.path, finding.key_path, finding.severity)
+        if where in claimed and (finding.layer != "D" or (*where, finding.message) in claimed):
             continue
-        seen.add(marker)
-        seen.add(same_key)
-        kept.add(id(finding))
-    ordered = [f for f in findings if id(f) in kept]
-    return sorted(ordered, key=lambda f: (f.path, f.line or 0))
+        claimed.update({where, (*where, finding.message)})
+        kept.append(finding)
+    return sorted(kept, key=lambda f: (f.path, f.line or 0))
 
 
 def spec_paths_of_workspace(workspace: str, root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
