@@ -161,10 +161,12 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
         env=env,
     )
     history = json.loads(metrics.read_text()) if metrics.exists() else {}
-    losses = [row["loss"] for row in history.get("history", []) if isinstance(row, dict) and "loss" in row]
+    losses = [row["train_loss"] for row in history.get("history", []) if "train_loss" in row]
+    eval_loss = history.get("final", {}).get("eval_loss")
     if losses:
+        held_out = f", held-out loss {eval_loss:.3f}" if eval_loss is not None else ""
         print(
-            f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {steps} steps; MLflow model: "
+            f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {steps} steps{held_out}; MLflow model: "
             f"{out.relative_to(REPO_ROOT)}/MLmodel"
         )
     return out

@@ -3,6 +3,7 @@ leaves no process and no listening port behind."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,9 @@ def test_demo_runs_the_chain_and_cleans_up(repo_root: Path) -> None:
     for number in range(1, 7):
         assert f"[{number}/6]" in out
     assert "Prompt flow (pf flow test --flow flows/chat)" in out
+    loss_line = next(line for line in out.splitlines() if "training loss" in line)
+    first, last = (float(x) for x in re.findall(r"training loss ([\d.]+) → ([\d.]+)", loss_line)[0])
+    assert last < first / 2, loss_line  # the fine-tune really learned the sample
     answers = [line.split("assistant:", 1)[1].strip() for line in out.splitlines() if "assistant:" in line]
     assert len(answers) == 2, answers  # the sample request's, then the Prompt flow's
     assert answers[1].strip("'\""), "the Prompt flow printed an empty answer"
