@@ -106,9 +106,22 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.json").exists()
 
 
+def test_committed_sample_request_is_what_the_tool_writes() -> None:
+    """endpoints/sample_score.json is `score sample-request --from data/sample/test_sft.jsonl --seed 0` with the
+    dev workspace's scoring values: regenerating it gives the same bytes."""
+    from tools.score import generation_parameters
+    from tools.values import load_values
+
+    scoring = load_values("dev").data["scoring"]
+    params = generation_parameters(
+        scoring["temperature"], scoring["top_p"], scoring["do_sample"], scoring["max_new_tokens"]
+    )
+    body = build_sample_request(REPO_ROOT / "data/sample/test_sft.jsonl", n=1, seed=0, parameters=params)
+    committed = json.loads((REPO_ROOT / "endpoints" / "sample_score.json").read_text())
+    assert committed == body
+
+
 def test_bundled_sample_data_works() -> None:
     sample = REPO_ROOT / "data/sample/test_sft.jsonl"
-    if not sample.is_file():
-        pytest.skip("no bundled sample data")
     body = build_sample_request(sample, n=2, seed=0)
     assert all(c[-1]["role"] == "user" for c in body["input_data"]["input_string"])
