@@ -474,15 +474,20 @@ def _check_compute(spec: Spec, emit: Emit, context: RuleContext) -> None:
         emit(("size",), f"unknown VM size {size} (add it to schemas/catalog/skus.yaml)", WARNING, "sku")
 
 
-def _check_asset(spec: Spec, emit: Emit, context: RuleContext) -> None:
-    data = spec.data
+def _asset_name(data: dict, emit: Emit, noun: str) -> None:
+    """Azure asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.'."""
     name = data.get("name")
     if isinstance(name, str) and not ASSET_NAME.match(name):
         emit(
             ("name",),
-            f"asset name {name!r} must start with a letter or digit and hold only letters, digits, '-', '_' and '.'",
+            f"{noun} name {name!r} must start with a letter or digit and hold only letters, digits, '-', '_' and '.'",
             rule="name",
         )
+
+
+def _check_asset(spec: Spec, emit: Emit, context: RuleContext) -> None:
+    data = spec.data
+    _asset_name(data, emit, "asset")
     if "version" in data and not isinstance(data["version"], str | int):
         emit(("version",), f"expected a version string, got {data['version']!r}", rule="version")
     if spec.kind == "data":
@@ -614,14 +619,7 @@ def _base_model_of(model: Any, context: RuleContext) -> str | None:
 
 def _check_environment(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
-    name = data.get("name")
-    if isinstance(name, str) and not ASSET_NAME.match(name):
-        emit(
-            ("name",),
-            f"environment name {name!r} must start with a letter or digit and hold only letters, digits, "
-            "'-', '_' and '.'",
-            rule="name",
-        )
+    _asset_name(data, emit, "environment")
     conda = data.get("conda_file")
     if isinstance(conda, str):
         _local_path(spec, ("conda_file",), conda, emit, "conda file")
