@@ -13,10 +13,11 @@ export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=fa
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(STAMP): requirements/torch.txt requirements/lock.txt
+$(STAMP): requirements/torch.txt requirements/lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements/torch.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements/lock.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(STAMP)   ## create .venv from the pinned files

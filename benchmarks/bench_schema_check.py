@@ -12,9 +12,8 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
 
-from tools.schema_check import kind_from_schema_url, validate_against_schema, warm  # noqa: E402
+from tools.validate.schema import kind_from_schema_url, validate_against_schema, warm  # noqa: E402
 
 FIXTURES = REPO_ROOT / "tests" / "validation" / "fixtures" / "valid"
 

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 REAL_ROWS = {"train_sft": 207865, "test_sft": 23110, "train_gen": 256032, "test_gen": 28304}
 REAL_ARROW_BYTES = {"train_sft": 1397058554, "test_sft": 154695659, "train_gen": 1347396812, "test_gen": 148276089}
@@ -56,7 +55,7 @@ print(json.dumps({"load_s": t1 - t0, "write_s": time.perf_counter() - t1}))
 
 
 def _vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
-    from tools.sample_data import TOPICS
+    from tools.data.sample import TOPICS
 
     words: set[str] = set()
     for subjects, tips in TOPICS.values():
@@ -92,7 +91,7 @@ def generate(folder: Path, scale: float, seed: int = 0) -> dict[str, dict[str, i
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tools.sample_data import hub_readme
+    from tools.data.sample import hub_readme
 
     rng = random.Random(seed)
     pool = _sentences(rng)
@@ -172,7 +171,7 @@ def run_scale(scale: float, work: Path, skip_original: bool) -> dict[str, object
         HF_DATASETS_OFFLINE="1",
         HF_HUB_DISABLE_TELEMETRY="1",
         HF_DATASETS_CACHE=str(work / "hf-cache"),
-        PYTHONPATH=str(REPO),
+
     )
     result: dict[str, object] = {"scale": scale, "rows": rows, "arrow_bytes": arrow, "parquet_bytes": parquet}
     splits = ",".join(REAL_ROWS)

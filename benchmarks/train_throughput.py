@@ -148,8 +148,7 @@ def worker(name: str, smoke: bool, steps: int, warmup: int) -> dict[str, Any]:
             timer.tokens += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
             return super().training_step(model, inputs, num_items_in_batch)
 
-    sys.path.insert(0, str(REPO_ROOT))
-    from tools.tiny_model import build_tokenizer  # only supplies pad/eos ids: the data is already token ids
+    from tools.demo.tiny_model import build_tokenizer  # only supplies pad/eos ids: the data is already token ids
 
     tokenizer = build_tokenizer(out_dir / "tokenizer")
     trainer = CountingTrainer(

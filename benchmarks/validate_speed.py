@@ -15,16 +15,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from tools.offline import apply_offline_env  # noqa: E402
+from tools.core.offline import apply_offline_env  # noqa: E402
 
 apply_offline_env()
 
 
 def corpus() -> list[tuple[Path, str, str]]:
-    from tools.validate import spec_paths_of_workspace
-    from tools.values import workspace_names
+    from tools.render.values import workspace_names
+    from tools.validate.cli import spec_paths_of_workspace
 
     files = []
     for workspace in workspace_names(ROOT):
@@ -34,7 +33,7 @@ def corpus() -> list[tuple[Path, str, str]]:
 
 
 def kinds_seen(files: list[tuple[Path, str, str]]) -> set[str | None]:
-    from tools.spec import parse_spec
+    from tools.validate.document import parse_spec
 
     return {parse_spec(path, display, text).kind for path, display, text in files}
 
@@ -60,10 +59,10 @@ def main() -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
 
-    from tools.findings import ERROR
-    from tools.spec import parse_spec
-    from tools.validate import validate_specs
-    from tools.yamlio import plain
+    from tools.core.yamlio import plain
+    from tools.validate.cli import validate_specs
+    from tools.validate.document import parse_spec
+    from tools.validate.findings import ERROR
 
     files = corpus()
     import_start = time.perf_counter()
@@ -82,7 +81,7 @@ def main() -> int:
 
     from jsonschema import Draft7Validator
 
-    from tools.schema_check import schema_path
+    from tools.validate.schema import schema_path
 
     naive = {}
 

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tools.offline import apply_offline_env  # noqa: E402
+from tools.core.offline import apply_offline_env
+from tools.core.repo import REPO_ROOT
 
 apply_offline_env()
 

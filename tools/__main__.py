@@ -1,4 +1,4 @@
-"""The single entry point: dispatches ``python -m tools <command>`` to one module per command."""
+"""The single entry point: ``python -m tools <command>`` imports only the module of the command it runs."""
 
 from __future__ import annotations
 
@@ -6,49 +6,56 @@ import argparse
 import importlib
 import sys
 
-from tools.errors import UserError
+from tools.core.errors import UserError
 
-# command name -> (module, one-line help). One module owns one job.
+# command name -> (module, one-line help). One module owns one command.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "render": ("tools.render", "render workspace values through templates into Azure ML specs"),
-    "validate": ("tools.validate", "validate specs offline: YAML hygiene, SDK loaders, JSON schemas, repo rules"),
-    "schemas": ("tools.schemas", "export the CLI v2 JSON schemas from the pinned azure-ai-ml"),
-    "data": ("tools.data", "prepare ultrachat_200k into checked chat JSONL"),
-    "tiny-model": ("tools.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
-    "score": ("tools.score", "build scoring requests and invoke endpoints"),
-    "serve": ("tools.serve", "serve an MLflow model locally on 127.0.0.1"),
-    "plan": ("tools.plan", "print the ordered az ml commands for a workspace"),
-    "apply": ("tools.apply", "run the plan step by step (dry run unless --execute)"),
-    "promote": ("tools.promote", "promote a model version from one workspace to another via a registry"),
-    "diff": ("tools.diff", "unified diff of rendered specs between revisions or workspaces"),
-    "demo": ("tools.demo", "the whole chain locally on embedded defaults"),
+    "render": ("tools.render.engine", "render workspace values through templates into Azure ML specs"),
+    "validate": ("tools.validate.cli", "validate specs offline: YAML hygiene, SDK loaders, JSON schemas, repo rules"),
+    "schemas": ("tools.validate.export", "export the CLI v2 JSON schemas from the pinned azure-ai-ml"),
+    "data": ("tools.data.prepare", "prepare ultrachat_200k into checked chat JSONL"),
+    "tiny-model": ("tools.demo.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
+    "score": ("tools.serve.score", "build scoring requests and invoke endpoints"),
+    "serve": ("tools.serve.host", "serve an MLflow model locally on 127.0.0.1"),
+    "plan": ("tools.operate.plan", "print the ordered az ml commands for a workspace"),
+    "apply": ("tools.operate.apply", "run the plan step by step (dry run unless --execute)"),
+    "promote": ("tools.operate.promote", "promote a model version from one workspace to another via a registry"),
+    "diff": ("tools.operate.diff", "unified diff of rendered specs between revisions or workspaces"),
+    "demo": ("tools.demo.story", "the whole chain locally on embedded defaults"),
 }
+
+DESCRIPTION = (
+    "The repo's tools, one job each: values -> specs -> findings -> plan, plus data, training and serving "
+    "helpers. `python -m tools <command> --help` for each."
+)
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tools",
-        description="The repo's tools, one job each: values -> specs -> findings -> plan, plus data, training and "
-        "serving helpers. `python -m tools <command> --help` for each.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="<command>")
-    available: dict[str, object] = {}
-    for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        command_parser = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
-        module.add_arguments(command_parser)
-        available[name] = module
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        parser = _top_parser()
+        if not argv:
+            parser.print_help()
+            return 2
+        parser.parse_args(argv[:1])  # --help prints the list; an unknown command exits 2 with argparse's line
         return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)  # a missing module is a bug: let it surface, never hide it
+    parser = argparse.ArgumentParser(prog=f"python -m tools {name}", description=(module.__doc__ or help_text).strip(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
     try:
-        return int(available[args.command].run(args) or 0)
+        return int(module.run(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -2,7 +2,7 @@
 
 The endpoint URL and key come from the node's ``connection`` input (a CustomConnection with config
 ``endpoint_url`` and secret ``api_key``) or from AZUREML_ENDPOINT_URL / AZUREML_ENDPOINT_KEY. The request goes
-through the repo's client (tools/scoring_client.py: retries, timeouts, clear errors, both body formats), which the
+through the repo's client (tools/serve/scoring_client.py: retries, timeouts, clear errors, both body formats), which the
 flow ships as an ``additional_includes`` file; run from a checkout, the repo copy is found by walking up.
 """
 
@@ -28,11 +28,11 @@ def _client() -> ModuleType:
     except ImportError:
         pass
     for parent in Path(__file__).resolve().parents:
-        if (parent / "tools" / "scoring_client.py").is_file():
+        if (parent / "tools" / "serve" / "scoring_client.py").is_file():
             if str(parent) not in sys.path:
                 sys.path.insert(0, str(parent))
             break
-    from tools import scoring_client
+    from tools.serve import scoring_client
 
     return scoring_client
 

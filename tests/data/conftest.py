@@ -28,7 +28,7 @@ def write_hub(folder: Path, splits: dict[str, list[dict[str, Any]]], row_group_s
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tools.sample_data import hub_readme
+    from tools.data.sample import hub_readme
 
     schema = pa.schema(
         [

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from tools.chat_rows import REASONS, SeenIds, check_row, distribution, is_sft_split
-from tools.data import SliceSpec, pair_name, parse_split, slice_output_names
+from tools.data.prepare import SliceSpec, pair_name, parse_split, slice_output_names
+from tools.data.rows import REASONS, SeenIds, check_row, distribution, is_sft_split
 
 
 def _random_row(rng: random.Random) -> dict:
@@ -37,7 +37,7 @@ def _random_row(rng: random.Random) -> dict:
 def test_vectorised_rules_agree_with_row_rules(sft: bool) -> None:
     import pyarrow as pa
 
-    from tools import chat_arrow
+    from tools.data import arrow as chat_arrow
 
     rng = random.Random(7)
     rows = [_random_row(rng) for _ in range(3000)]
@@ -57,7 +57,7 @@ def test_vectorised_rules_agree_with_row_rules(sft: bool) -> None:
 def test_arrow_json_lines_match_the_stdlib_encoder() -> None:
     import pyarrow as pa
 
-    from tools import chat_arrow
+    from tools.data import arrow as chat_arrow
 
     rows = [
         {

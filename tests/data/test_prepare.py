@@ -352,8 +352,8 @@ def test_unreachable_hub_without_offline_switches_is_detected_in_seconds(tmp_pat
     # In a subprocess: huggingface_hub reads the offline switches once per process, and this test session must
     # stay offline for every other test.
     code = (
-        "from tools import data\n"
-        "from tools.errors import UserError\n"
+        "from tools.data import prepare as data\n"
+        "from tools.core.errors import UserError\n"
         "try:\n"
         "    data.open_source(data.resolve_source('owner/name'), None)\n"
         "except UserError as error:\n"
@@ -460,7 +460,7 @@ def test_bad_row_mid_stream_fails_and_exits_promptly(tmp_path: Path, kit) -> Non
 
 
 def test_committed_sample_is_reproduced_byte_for_byte(tmp_path: Path, cli, monkeypatch) -> None:
-    from tools.sample_data import write_hub_sample
+    from tools.data.sample import write_hub_sample
 
     monkeypatch.chdir(REPO)
     write_hub_sample(tmp_path / "hub")
@@ -497,7 +497,7 @@ def test_parquet_read_ahead_is_one_row_group_and_keeps_row_order(tmp_path: Path,
     scanner reads a fragment ahead with no bound short of 1 GiB, so peak RSS grew with the split)."""
     import pyarrow as pa
 
-    from tools import data
+    from tools.data import prepare as data
 
     pad = "lorem ipsum dolor sit amet " * 200  # ~5 KB a turn: ~0.5 MB a 50-row group, ~10 MB the file
     rows = []

@@ -109,7 +109,7 @@ def fake_az(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAz:
 
 def copy_repo(dest: Path) -> Path:
     """The parts of the repo the tools read, rendered for the default workspace like the committed tree."""
-    from tools.render import render_workspace, write_rendered
+    from tools.render.engine import render_workspace, write_rendered
 
     for rel in COPIED:
         source = REPO_ROOT / rel

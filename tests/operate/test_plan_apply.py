@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.errors import UserError
-from tools.plan import STAGES, build_plan, free_variables, load_workspace, parse_stages, shell_word
+from tools.core.errors import UserError
+from tools.operate.plan import STAGES, build_plan, free_variables, load_workspace, parse_stages, shell_word
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
@@ -166,7 +166,7 @@ def test_plan_refuses_a_workspace_with_validation_errors(scratch_repo, tools_cli
     deployment = scratch_repo / "endpoints" / "deployment.yml"
     values = scratch_repo / "workspaces" / "dev.yaml"
     values.write_text(values.read_text() + "\ndeployment:\n  instance_type: Standard_D2s_v3\n")
-    from tools.render import render_workspace, write_rendered
+    from tools.render.engine import render_workspace, write_rendered
 
     write_rendered(render_workspace("dev", scratch_repo, scratch_repo), scratch_repo)
     assert "Standard_D2s_v3" in deployment.read_text()

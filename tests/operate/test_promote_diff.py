@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.validate import validate_workspace
+from tools.validate.cli import validate_workspace
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]

@@ -134,7 +134,7 @@ def test_workflows_run_the_repo_commands(repo_root: Path) -> None:
 
 
 def test_github_annotations_escape_their_properties() -> None:
-    from tools.findings import Finding, to_github
+    from tools.validate.findings import Finding, to_github
 
     findings = [
         Finding("jobs/finetune.yml", 12, ("jobs", "finetune", "component"), "prod policy: pin a version", "D"),

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools import endpoint_host
 from tools import scoring_client as sc
-from tools.serve import free_port
+from tools.serve import endpoint_host
+from tools.serve.host import free_port
 
 from .conftest import Reply, StubEndpoint
 

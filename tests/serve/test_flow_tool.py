@@ -62,7 +62,7 @@ def test_flow_defaults_match_the_workspace_scoring_values(repo_root) -> None:  #
     must stay equal to the default workspace's `scoring:` values, the one source."""
     import yaml
 
-    from tools.values import DEFAULT_WORKSPACE, load_values
+    from tools.render.values import DEFAULT_WORKSPACE, load_values
 
     flow = yaml.safe_load((repo_root / "flows" / "chat" / "flow.dag.yaml").read_text())
     scoring = load_values(DEFAULT_WORKSPACE, repo_root).data["scoring"]

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tools import scoring_client as sc
-from tools import serve
-from tools.errors import UserError
+from tools.core.errors import UserError
+from tools.serve import host as serve
 
 from .conftest import REPO_ROOT
 
@@ -98,7 +98,7 @@ def test_wrong_key_is_rejected_in_one_line(endpoint: serve.Endpoint, fake_key: s
 
 
 def _flow_tree(tmp_path: Path) -> Path:
-    """The flow as it sits in the repo (flows/chat, tools/scoring_client.py, pf.yaml), outside the checkout."""
+    """The flow as it sits in the repo (flows/chat, tools/serve/scoring_client.py, pf.yaml), outside the checkout."""
     root = tmp_path / "repo"
     shutil.copytree(REPO_ROOT / "flows" / "chat", root / "flows" / "chat",
                     ignore=shutil.ignore_patterns(".promptflow", "__pycache__"))  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.errors import UserError
-from tools.score import build_sample_request, generation_parameters, read_conversations, write_request
+from tools.core.errors import UserError
+from tools.serve.score import build_sample_request, generation_parameters, read_conversations, write_request
 
 from .conftest import REPO_ROOT
 
@@ -109,8 +109,8 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
 def test_committed_sample_request_is_what_the_tool_writes() -> None:
     """endpoints/sample_score.json is `score sample-request --from data/sample/test_sft.jsonl --seed 0` with the
     dev workspace's scoring values: regenerating it gives the same bytes."""
-    from tools.score import generation_parameters
-    from tools.values import load_values
+    from tools.render.values import load_values
+    from tools.serve.score import generation_parameters
 
     scoring = load_values("dev").data["scoring"]
     params = generation_parameters(

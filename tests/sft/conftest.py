@@ -59,7 +59,7 @@ def chat_row_fixture() -> Callable[[int], dict]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tools.tiny_model import build_tiny_model
+    from tools.demo.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-phi3", seed=0)
 

@@ -1,4 +1,4 @@
-"""tools/tiny_model.py: a deterministic, loadable tiny Phi-3 chat model built offline."""
+"""tools/demo/tiny_model.py: a deterministic, loadable tiny Phi-3 chat model built offline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from tools.__main__ import main as tools_main
-from tools.tiny_model import CHAT_TOKENS, build_tiny_model
+from tools.demo.tiny_model import CHAT_TOKENS, build_tiny_model
 
 
 def _digest(folder: Path) -> dict[str, str]:

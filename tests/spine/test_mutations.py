@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.findings import ERROR
-from tools.spec import parse_spec
-from tools.validate import validate_specs
+from tools.validate.cli import validate_specs
+from tools.validate.document import parse_spec
+from tools.validate.findings import ERROR
 
 Mutation = tuple[str, Callable[[Any], Any] | str, str]  # label, dict mutation or text transform "old=>new", expected
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.render import default_out_dir, render_workspace
-from tools.values import workspace_names
+from tools.render.engine import default_out_dir, render_workspace
+from tools.render.values import workspace_names
 
 # Marker words are split so this file does not match the repo's own key grep (the before-stop hook's).
 ACCOUNT_KEY = "Account" + "Key="

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.catalog import contract, sku_gpus
-from tools.context import display_name, format_float, yaml_scalar
-from tools.errors import UserError
-from tools.render import check_rendered, render_workspace
-from tools.values import load_values
+from tools.core.errors import UserError
+from tools.core.repo import contract, sku_gpus
+from tools.render.derived import display_name, format_float, yaml_scalar
+from tools.render.engine import check_rendered, render_workspace
+from tools.render.values import load_values
 
 
 @pytest.fixture()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.errors import UserError
-from tools.values import deep_merge, load_values, workspace_names
+from tools.core.errors import UserError
+from tools.render.values import deep_merge, load_values, workspace_names
 
 
 @pytest.fixture()

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tools import schema_check, schemas, sdk_check
-from tools.issues import Issue
+from tools.validate import export as schemas
+from tools.validate import schema as schema_check
+from tools.validate import sdk as sdk_check
+from tools.validate.problem import Issue
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "valid"
 

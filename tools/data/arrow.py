@@ -1,10 +1,10 @@
-"""The vectorised twin of ``tools.chat_rows`` for Arrow batches in the canonical ultrachat schema.
+"""The vectorised twin of ``tools.data.rows`` for Arrow batches in the canonical ultrachat schema.
 
 ``good_rows`` applies the same per-row rules as ``chat_rows.check_row`` with Arrow/numpy kernels (it never marks a
 row good that ``check_row`` rejects: tests compare the two), and ``jsonl_lines`` renders rows as JSON text
 byte-identical to ``json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))``. Batches outside the canonical
 schema, or with rare control characters, return None and take the per-row Python path instead.
-Imported lazily (pyarrow, numpy) by ``tools.data`` only.
+Imported lazily (pyarrow, numpy) by ``tools.data.prepare`` only.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import REPO_ROOT, contract, sft_interface
-from tools.errors import UserError
-from tools.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_lined, plain
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT, contract, sft_interface
+from tools.core.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_lined, plain
 
 WORKSPACES_DIR = "workspaces"
 DEFAULTS_FILE = "defaults.yaml"
@@ -230,7 +230,7 @@ def _read(root: Path, rel: str) -> Any:
         key = f" {format_key_path(problem.key_path)}:" if problem.key_path else ""
         raise UserError(f"{rel}:{problem.line}:{key} {problem.message}") from None
     if data is None:
-        from tools.yamlio import LinedDict
+        from tools.core.yamlio import LinedDict
 
         data = LinedDict()
     if not isinstance(data, dict):

@@ -2,9 +2,9 @@
 
 ``python -m tools data prepare`` streams each split through the real ``datasets.load_dataset(..., streaming=True)``
 in Arrow batches (memory does not grow with the data), samples it deterministically for a seed, checks every
-selected row (``tools.chat_rows``), writes ``{prompt, prompt_id, messages}`` JSONL atomically, and describes the
+selected row (``tools.data.rows``), writes ``{prompt, prompt_id, messages}`` JSONL atomically, and describes the
 result in ``manifest.json`` (plus ``issues.jsonl`` listing every skipped or leaked row).
-``python -m tools data sample`` writes the bundled synthetic hub-layout sample (``tools.sample_data``).
+``python -m tools data sample`` writes the bundled synthetic hub-layout sample (``tools.data.sample``).
 
 Two selection modes:
   ``--splits train_sft,test_sft --percent 5``   a seeded sample of 5 % of each split, in source order.
@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlparse
 
-from tools.chat_rows import (
+from tools.core.errors import UserError
+from tools.core.files import atomic_write_text, atomic_writer
+from tools.data.rows import (
     REASONS,
     SeenIds,
     check_row,
@@ -46,8 +48,6 @@ from tools.chat_rows import (
     is_sft_split,
     normalize_prompt_id,
 )
-from tools.errors import UserError
-from tools.fsutil import atomic_write_text, atomic_writer
 
 DEFAULT_SOURCE = "HuggingFaceH4/ultrachat_200k"
 DEFAULT_SPLITS = "train_sft,test_sft,train_gen,test_gen"
@@ -624,7 +624,7 @@ class Pipeline:
         import numpy as np
         import pyarrow.compute as pc
 
-        from tools import chat_arrow
+        from tools.data import arrow as chat_arrow
 
         if not chat_arrow.canonical(table):
             return False
@@ -993,7 +993,7 @@ def run(args: argparse.Namespace) -> int:
         args._data_parser.print_help()
         return 2
     if args.data_command == "sample":
-        from tools.sample_data import write_hub_sample
+        from tools.data.sample import write_hub_sample
 
         write_hub_sample(Path(args.out), seed=parse_seed(args.seed))
         print(f"wrote {display_path(args.out)}")

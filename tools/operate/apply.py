@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.errors import UserError
-from tools.plan import (
+from tools.core.errors import UserError
+from tools.operate.plan import (
     JOB_NAME_VAR,
     SAMPLE_REQUEST,
     SAMPLE_REQUEST_HINT,

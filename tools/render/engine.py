@@ -13,11 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tools.catalog import REPO_ROOT
-from tools.context import build_context, yaml_scalar
-from tools.errors import UserError
-from tools.fsutil import atomic_write_text
-from tools.values import DEFAULT_WORKSPACE, load_values, workspace_names
+from tools.core.errors import UserError
+from tools.core.files import atomic_write_text
+from tools.core.repo import REPO_ROOT
+from tools.render.derived import build_context, yaml_scalar
+from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
 
 TEMPLATES_DIR = "templates"
 BUILD_DIR = "build"

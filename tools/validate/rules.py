@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import contracts, models, sku_gpus
-from tools.findings import ERROR, WARNING, Finding
-from tools.spec import DATA_TYPES, MODEL_TYPES, Spec
+from tools.core.repo import contracts, models, sku_gpus
+from tools.validate.document import DATA_TYPES, MODEL_TYPES, Spec
+from tools.validate.findings import ERROR, WARNING, Finding
 
 BINDING = re.compile(
     r"\$\{\{\s*parent\.(inputs|outputs|jobs)\.([A-Za-z0-9_]+)(?:\.(outputs|inputs)\.([A-Za-z0-9_]+))?\s*\}\}"
@@ -285,7 +285,7 @@ def _check_step(
 
 def _local_component_contract(path: Path) -> dict | None:
     """A local component spec's interface in the shape of a committed contract (inputs, outputs)."""
-    from tools.yamlio import YamlProblem, load_lined
+    from tools.core.yamlio import YamlProblem, load_lined
 
     try:
         data = load_lined(path.read_text())

@@ -5,7 +5,7 @@
   serve stop [--port P]                   stop one (or every) endpoint by its process group; verify the port is free
 
 The endpoint answers ``POST http://127.0.0.1:P/score`` with either Azure's ``input_data`` body or MLflow's chat
-body (see tools/endpoint_host.py). State (PID, ports, log) lives in ``.runs/serve/`` (ignored). In Python:
+body (see tools/serve/endpoint_host.py). State (PID, ports, log) lives in ``.runs/serve/`` (ignored). In Python:
 ``with local_endpoint(model_dir) as url: ...`` starts one on a free port and always stops it.
 """
 
@@ -26,16 +26,16 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tools.errors import UserError
-from tools.fsutil import atomic_write_text
+from tools.core.errors import UserError
+from tools.core.files import atomic_write_text
+from tools.core.repo import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = REPO_ROOT / ".runs" / "serve"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
-KEY_ENV = "LOCAL_ENDPOINT_KEY"  # read by tools.endpoint_host
+KEY_ENV = "LOCAL_ENDPOINT_KEY"  # read by tools.serve.endpoint_host
 
 
 @dataclass
@@ -176,11 +176,11 @@ def start(
     upstream_port = free_port()
     log_path = folder / f"{port}.log"
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+
     env.pop(KEY_ENV, None)
     if key:
         env[KEY_ENV] = key
-    command = [sys.executable, "-m", "tools.endpoint_host", "--model", str(model), "--port", str(port),
+    command = [sys.executable, "-m", "tools.serve.endpoint_host", "--model", str(model), "--port", str(port),
                "--upstream-port", str(upstream_port)]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from tools.catalog import contract, models, sft_interface, sku_gpus
-from tools.errors import UserError
-from tools.values import Values
+from tools.core.errors import UserError
+from tools.core.repo import contract, models, sft_interface, sku_gpus
+from tools.render.values import Values
 
 REGISTRY_URI = "azureml://registries/{registry}/{noun}/{name}/{selector}"
 IDENTITY_RESOURCE_ID = (

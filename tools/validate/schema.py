@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from tools.errors import UserError
-from tools.issues import Issue
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT
+from tools.validate.problem import Issue
 
 __all__ = ["Issue", "validate_against_schema", "kinds", "schema_path", "kind_from_schema_url", "warm"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = REPO_ROOT / "schemas" / "azureml"
 CACHE_DIR = REPO_ROOT / "build" / "cache" / "schema_check"
 
@@ -44,16 +44,16 @@ _MAX_VALUE_CHARS = 60
 
 # ---------------------------------------------------------------------------------------------- kinds and files
 def kinds() -> dict[str, dict[str, Any]]:
-    """``schemas/kinds.yaml`` kinds (via tools.catalog): kind -> {file, loader, schema_class, az, url}."""
-    from tools.catalog import kinds as catalog_kinds
-    from tools.catalog import schema_url
+    """``schemas/kinds.yaml`` kinds (via tools.core.repo): kind -> {file, loader, schema_class, az, url}."""
+    from tools.core.repo import kinds as catalog_kinds
+    from tools.core.repo import schema_url
 
     return {kind: dict(spec, url=schema_url(kind)) for kind, spec in catalog_kinds().items()}
 
 
 def kind_from_schema_url(url: str) -> str | None:
     """The kind whose published ``$schema`` URL (or file name) is ``url``; None when it is none of ours."""
-    from tools.spec import kind_from_schema_url as from_url
+    from tools.validate.document import kind_from_schema_url as from_url
 
     return from_url(str(url).strip())
 
@@ -120,7 +120,7 @@ def _compile_fast(kind: str) -> Callable[[Any], Any]:
     if code is None:
         code = compile(_generate(text), f"<schema {kind}>", "exec")
         try:
-            from tools.fsutil import atomic_write_bytes
+            from tools.core.files import atomic_write_bytes
 
             atomic_write_bytes(cached, marshal.dumps(code))
         except OSError:

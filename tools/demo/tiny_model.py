@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tools.errors import UserError
+from tools.core.errors import UserError
 
 # Special tokens, in id order (ids 0..n-1). Phi-3 uses <|endoftext|> as eos and <|end|> to close a turn;
 # generation stops at either (generation_config.eos_token_id lists both).
@@ -158,7 +158,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.offline import apply_offline_env
+    from tools.core.offline import apply_offline_env
 
     apply_offline_env()
     out = build_tiny_model(args.out, seed=args.seed)

@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools import scoring_client
-from tools.errors import UserError, location
-from tools.fsutil import atomic_write_text
+from tools.core.errors import UserError, location
+from tools.core.files import atomic_write_text
+from tools.serve import scoring_client
 
 URL_ENV = "AZUREML_ENDPOINT_URL"
 KEY_ENV = "AZUREML_ENDPOINT_KEY"
@@ -206,7 +206,7 @@ def _add_generation_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _workspace_scoring(workspace: str | None) -> dict[str, Any]:
-    from tools.values import DEFAULT_WORKSPACE, load_values
+    from tools.render.values import DEFAULT_WORKSPACE, load_values
 
     return load_values(workspace or DEFAULT_WORKSPACE).data["scoring"]
 
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_invoke(args: argparse.Namespace) -> int:
     if args.workspace:
-        from tools.values import load_values
+        from tools.render.values import load_values
 
         values = load_values(args.workspace).data
         args.endpoint = args.endpoint or values["endpoint"]["name"]

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import REPO_ROOT, kinds
-from tools.errors import UserError
-from tools.offline import apply_offline_env
+from tools.core.errors import UserError
+from tools.core.offline import apply_offline_env
+from tools.core.repo import REPO_ROOT, kinds
 
 RUN_DIR = ".runs/demo"
 SAMPLE_SOURCE = "data/hub-sample"
@@ -70,9 +70,9 @@ def _python(*args: str, quiet: bool = False, env: dict[str, str] | None = None) 
 
 
 def render_and_validate() -> None:
-    from tools.render import default_out_dir, render_workspace, write_rendered
-    from tools.validate import validate_workspace
-    from tools.values import workspace_names
+    from tools.render.engine import default_out_dir, render_workspace, write_rendered
+    from tools.render.values import workspace_names
+    from tools.validate.cli import validate_workspace
 
     rows: list[tuple[str, str, str, str]] = []
     errors = 0
@@ -115,7 +115,7 @@ def prepare_sample(run: Path) -> Path:
 
 
 def build_base_model(run: Path) -> Path:
-    from tools.tiny_model import build_tiny_model
+    from tools.demo.tiny_model import build_tiny_model
 
     path = build_tiny_model(run / "base-model", seed=0)
     print(
@@ -173,9 +173,9 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
 
 
 def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
-    from tools.score import build_sample_request, generation_parameters, invoke, write_request
-    from tools.serve import is_listening, local_endpoint
-    from tools.values import load_values
+    from tools.render.values import load_values
+    from tools.serve.host import is_listening, local_endpoint
+    from tools.serve.score import build_sample_request, generation_parameters, invoke, write_request
 
     scoring = load_values("dev").data["scoring"]
     params = generation_parameters(scoring["temperature"], scoring["top_p"], False, 48)
@@ -238,7 +238,7 @@ def _flow_answer(stdout: str) -> str:
 
 
 def print_plan() -> None:
-    from tools import plan
+    from tools.operate import plan
 
     workspace = plan.load_workspace("dev", REPO_ROOT, layers="ACD")  # B already ran in step 1
     stages = plan.parse_stages("all")

@@ -7,7 +7,7 @@ deploy (endpoint, deployment with all traffic), smoke (invoke the sample request
 The workspace is rendered and validated first; a plan is refused while validation reports errors. Every `-f`
 points at a rendered, validated spec; which specs exist is read from the render, not from a list in code.
 
-Plan steps are data (`Step`) built by pure functions; `tools.apply` runs them, this module only prints them.
+Plan steps are data (`Step`) built by pure functions; `tools.operate.apply` runs them, this module only prints them.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import REPO_ROOT, kinds
-from tools.errors import UserError
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT, kinds
 
 STAGES = ("bootstrap", "train", "register", "deploy", "smoke", "teardown")
 JOB_NAME_VAR = "JOB_NAME"
@@ -246,7 +246,7 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
 def register_steps(ws: Workspace) -> list[Step]:
     """`-f` the validated model spec and override only its `path` with the submitted job's output: the job name is
     the one value not known at render time (its spec carries the placeholder JOB_NAME)."""
-    from tools.context import JOB_NAME_PLACEHOLDER
+    from tools.render.derived import JOB_NAME_PLACEHOLDER
 
     steps = []
     for path, _, data in ws.of_kind("model"):
@@ -393,12 +393,12 @@ def free_variables(steps: list[Step]) -> list[str]:
 
 def load_workspace(name: str, root: Path = REPO_ROOT, layers: str = "ABCD") -> Workspace:
     """Render and validate ``name``; refuse (UserError) on validation errors or a stale committed render."""
-    from tools.findings import ERROR, to_text
-    from tools.render import check_rendered, default_out_dir, render_workspace
-    from tools.spec import parse_spec
-    from tools.validate import validate_workspace
-    from tools.values import DEFAULT_WORKSPACE, load_values
-    from tools.yamlio import plain
+    from tools.core.yamlio import plain
+    from tools.render.engine import check_rendered, default_out_dir, render_workspace
+    from tools.render.values import DEFAULT_WORKSPACE, load_values
+    from tools.validate.cli import validate_workspace
+    from tools.validate.document import parse_spec
+    from tools.validate.findings import ERROR, to_text
 
     values = load_values(name, root).data
     out_dir = default_out_dir(name, root)
@@ -503,7 +503,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> tuple[str, list[str], Workspace, list[Step]]:
     """Workspace name, stages, the loaded (rendered, validated) workspace and its plan, from the shared options."""
-    from tools.values import DEFAULT_WORKSPACE
+    from tools.render.values import DEFAULT_WORKSPACE
 
     name = args.workspace or DEFAULT_WORKSPACE
     stages = parse_stages(args.stage)

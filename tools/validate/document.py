@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import kinds, kinds_table, schema_url
-from tools.findings import Finding
-from tools.yamlio import YamlProblem, line_of, load_lined
+from tools.core.repo import kinds, kinds_table, schema_url
+from tools.core.yamlio import YamlProblem, line_of, load_lined
+from tools.validate.findings import Finding
 
 # Kinds that one content shape can legitimately be (the `$schema` line decides between them).
 _AMBIGUOUS = {frozenset({"commandJob", "commandComponent"})}

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "schemas" / "contracts"
 CATALOG_DIR = REPO_ROOT / "schemas" / "catalog"
 

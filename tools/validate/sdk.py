@@ -26,7 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tools.issues import Issue
+from tools.validate.problem import Issue
 
 __all__ = ["Issue", "check_with_sdk", "endpoint_name_problem", "import_sdk", "LOADERS"]
 

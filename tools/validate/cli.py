@@ -17,14 +17,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.catalog import REPO_ROOT
-from tools.errors import UserError
-from tools.findings import ERROR, Finding, promote_warnings, to_github, to_json, to_junit, to_text
-from tools.render import default_out_dir, render_workspace, write_rendered
-from tools.rules import RuleContext, check_specs, relative_display
-from tools.spec import Spec, parse_spec
-from tools.values import DEFAULT_WORKSPACE, load_values, workspace_names
-from tools.yamlio import plain
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT
+from tools.core.yamlio import plain
+from tools.render.engine import default_out_dir, render_workspace, write_rendered
+from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
+from tools.validate.document import Spec, parse_spec
+from tools.validate.findings import ERROR, Finding, promote_warnings, to_github, to_json, to_junit, to_text
+from tools.validate.rules import RuleContext, check_specs, relative_display
 
 ALL_LAYERS = "ABCD"
 LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)
@@ -56,11 +56,11 @@ def validate_specs(specs: list[Spec], layers: str = ALL_LAYERS, policy: str = "d
         if spec.data is None or spec.kind is None:
             continue
         if "C" in layers:
-            from tools.schema_check import validate_against_schema
+            from tools.validate.schema import validate_against_schema
 
             findings.extend(_issues_to_findings(spec, validate_against_schema(spec.kind, plain(spec.data)), "C"))
         if "B" in layers:
-            from tools.sdk_check import check_with_sdk
+            from tools.validate.sdk import check_with_sdk
 
             findings.extend(_issues_to_findings(spec, check_with_sdk(spec.kind, spec.text, spec.path), "B"))
     if "D" in layers:
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         output = to_text(findings)
     if args.output:
-        from tools.fsutil import atomic_write_text
+        from tools.core.files import atomic_write_text
 
         atomic_write_text(args.output, output + "\n")
     elif output:

@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools.catalog import REPO_ROOT
-from tools.errors import UserError
-from tools.plan import Step, shell_command
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT
+from tools.operate.plan import Step, shell_command
 
 _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0-9._-]+)$")
 
@@ -154,11 +154,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.apply import execute
-    from tools.findings import ERROR, to_text
-    from tools.render import default_out_dir, render_workspace, write_rendered
-    from tools.validate import validate_workspace
-    from tools.values import WORKSPACES_DIR, load_values
+    from tools.operate.apply import execute
+    from tools.render.engine import default_out_dir, render_workspace, write_rendered
+    from tools.render.values import WORKSPACES_DIR, load_values
+    from tools.validate.cli import validate_workspace
+    from tools.validate.findings import ERROR, to_text
 
     root: Path = args.root.resolve()
     name, version = parse_model_ref(args.model)
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         write_rendered(render_workspace(args.target, out_dir, root), out_dir)
     else:
         before = {f.relpath: f.text for f in render_workspace(args.target, out_dir, root)}
-        from tools.fsutil import atomic_write_text
+        from tools.core.files import atomic_write_text
 
         atomic_write_text(values_path, new_text)
         try:

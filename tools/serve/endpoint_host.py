@@ -1,6 +1,6 @@
 """The local endpoint process: MLflow's scoring server behind a thin loopback proxy that also speaks Azure's body.
 
-  python -m tools.endpoint_host --model DIR --port P --upstream-port Q     (started by `python -m tools serve`)
+  python -m tools.serve.endpoint_host --model DIR --port P --upstream-port Q     (started by `python -m tools serve`)
 
 It runs ``mlflow models serve -m DIR --env-manager local -h 127.0.0.1 -p Q`` as its child (same process group, so
 `serve stop` ends both) and serves 127.0.0.1:P like an Azure ML managed online endpoint:
@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tools import scoring_client
+from tools.serve import scoring_client
 
 KEY_ENV = "LOCAL_ENDPOINT_KEY"
 HOST = "127.0.0.1"
@@ -170,7 +170,7 @@ def _message(payload: bytes) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.endpoint_host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.serve.endpoint_host", description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream-port", type=int, required=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from xml.sax.saxutils import quoteattr
 
-from tools.yamlio import KeyPath, format_key_path
+from tools.core.yamlio import KeyPath, format_key_path
 
 ERROR = "error"
 WARNING = "warning"

@@ -20,8 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from tools.catalog import REPO_ROOT
-from tools.errors import UserError
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT
 
 
 def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str, label_b: str) -> str:
@@ -44,7 +44,7 @@ def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str,
 
 
 def render_map(workspace: str, root: Path, out_dir: Path | None = None) -> dict[str, str]:
-    from tools.render import default_out_dir, render_workspace
+    from tools.render.engine import default_out_dir, render_workspace
 
     out = out_dir if out_dir is not None else default_out_dir(workspace, root)
     return {f.relpath: f.text for f in render_workspace(workspace, out, root)}
@@ -69,7 +69,7 @@ def extract_revision(root: Path, rev: str, dest: Path) -> None:
 def render_map_at_revision(workspace: str, base_root: Path, rev: str) -> dict[str, str]:
     """Render ``workspace`` with the revision's own tools (so old values meet their own schema), then read back
     every file its templates produce, keyed like :func:`render_map`."""
-    from tools.render import TEMPLATE_SUFFIX, TEMPLATES_DIR, default_out_dir
+    from tools.render.engine import TEMPLATE_SUFFIX, TEMPLATES_DIR, default_out_dir
 
     result = subprocess.run(
         [sys.executable, "-m", "tools", "render", "--workspace", workspace],
@@ -103,17 +103,17 @@ def diff_revision(workspace: str, rev: str, root: Path = REPO_ROOT) -> str:
         has_workspace = (base_root / "workspaces" / f"{workspace}.yaml").is_file()
         if not has_workspace:
             base = {}
-        elif (base_root / "tools" / "render.py").is_file():
+        elif any((base_root / "tools" / rel).is_file() for rel in ("render.py", "render/engine.py")):
             base = render_map_at_revision(workspace, base_root, rev)
         else:  # a tree without its own tools: render its values and templates with ours
-            from tools.render import default_out_dir
+            from tools.render.engine import default_out_dir
 
             base = render_map(workspace, base_root, default_out_dir(workspace, base_root))
     return unified_renders(base, current, f"a/{rev}", "b")
 
 
 def diff_workspaces(workspace: str, other: str, root: Path = REPO_ROOT) -> str:
-    from tools.render import default_out_dir
+    from tools.render.engine import default_out_dir
 
     out_dir = default_out_dir(workspace, root)
     first = render_map(workspace, root, out_dir)
@@ -131,7 +131,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.values import DEFAULT_WORKSPACE
+    from tools.render.values import DEFAULT_WORKSPACE
 
     root = args.root.resolve()
     name = args.workspace or DEFAULT_WORKSPACE

@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools.errors import UserError
+from tools.core.errors import UserError
+from tools.core.repo import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 KINDS_FILE = REPO_ROOT / "schemas" / "kinds.yaml"
 OUTPUT_DIR = REPO_ROOT / "schemas" / "azureml"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -51,7 +51,7 @@ def load_kinds(path: Path = KINDS_FILE) -> dict[str, Any]:
 
 def _import_sdk() -> None:
     """Import azure.ai.ml once, quietly (deprecation warnings, experimental-class notices)."""
-    from tools.sdk_check import import_sdk
+    from tools.validate.sdk import import_sdk
 
     import_sdk()
 
@@ -282,7 +282,7 @@ def check(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[
 
 def write_all(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[Path]:
     """Export every kind into ``output_dir`` atomically; return the paths written."""
-    from tools.fsutil import atomic_write_text
+    from tools.core.files import atomic_write_text
 
     written = []
     for name, text in export_all(kinds_file).items():

@@ -1,0 +1,1 @@
+"""Findings -> plan -> az ml: the plan as data, apply, promote and diff."""
