@@ -7,9 +7,16 @@ are merged into the base weights before the MLflow save, and the saved weights a
 model. Train/eval metrics go to MLflow when ``MLFLOW_TRACKING_URI`` is set (inside Azure ML the job's run is
 already active); progress is printed either way.
 
-Runs the same as a single process, under ``torchrun``/``accelerate launch``, or as an Azure ML command job with
-``distribution: pytorch`` (one process per GPU). Self-contained: needs only its own folder and the pinned
-environment. Bad input exits with status 2 and one line naming the file/row/option and what was expected.
+Runs as a single process or data-parallel whenever the launcher says the world size is above 1 (``torchrun``,
+``accelerate launch``, an Azure ML command job with ``distribution: pytorch``: ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``): NCCL on GPUs, gloo on CPUs. Each rank trains on its shard of
+every global batch and gradients are averaged (DDP, or FSDP/DeepSpeed when asked); only rank 0 logs to MLflow,
+writes the model and prints. Input errors are agreed on by all ranks before training, so a bad row that only one
+rank sees still ends every rank with one line from rank 0; a rank that dies ends the others within one
+collective (gloo/NCCL error, or the launcher's SIGTERM), each with one line.
+
+Self-contained: needs only its own folder and the pinned environment. Bad input exits with status 2 and one line
+naming the file/row/option and what was expected; a run ended by another rank's failure exits with status 1.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_USER_ERROR = 2
+EXIT_PEER_FAILED = 1
 ROLES = ("system", "user", "assistant")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -43,9 +52,27 @@ class UserInputError(Exception):
     """A mistake in the command line or the data: reported as one line, exit status 2."""
 
 
-def fail(message: str) -> NoReturn:
-    print(f"fine_tune.py: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_USER_ERROR)
+class RunStopped(Exception):  # noqa: N818 - not an error of this rank: another rank's failure ended the run
+    """Ends this rank with ``code``; ``message`` (one line) is printed unless it is None (rank 0 already spoke)."""
+
+    def __init__(self, message: str | None, code: int) -> None:
+        super().__init__(message or "")
+        self.message, self.code = message, code
+
+
+_REPORTED = False  # one line per process at most: set once this process has decided how it ends
+
+
+def _say_error(message: str) -> None:
+    global _REPORTED
+    if not _REPORTED:
+        _REPORTED = True
+        print(f"fine_tune.py: error: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
+    _say_error(message)
+    sys.exit(code)
 
 
 def log(message: str) -> None:
@@ -53,8 +80,23 @@ def log(message: str) -> None:
         print(f"[fine_tune] {message}", flush=True)
 
 
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _rank() -> int:
+    return _env_int("RANK", 0)
+
+
+def _world_size() -> int:
+    return max(_env_int("WORLD_SIZE", 1), 1)
+
+
 def _is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
+    return _rank() == 0
 
 
 # ----------------------------------------------------------------------------------------------------------- CLI
@@ -72,6 +114,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse prints usage + message; we keep one line
+        if not _is_main_process():  # every rank has the same argv: rank 0 says it once for all
+            sys.exit(EXIT_USER_ERROR)
         fail(f"{message} (see --help)")
 
 
@@ -206,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--deepspeed", type=Path, default=None, help="DeepSpeed JSON config (needs deepspeed installed)")
     ds.add_argument("--fsdp", default="", help='FSDP mode for transformers, e.g. "full_shard auto_wrap"')
     ds.add_argument("--fsdp-config", type=Path, default=None, help="FSDP JSON config file")
+    ds.add_argument(
+        "--ddp-timeout",
+        type=_positive_int,
+        default=1800,
+        help="seconds a rank waits for the others in one collective (start-up included) before it gives up",
+    )
     return p
 
 
@@ -338,6 +388,159 @@ def resolve_attention(choice: str) -> str:
     return "sdpa"
 
 
+# -------------------------------------------------------------------------------------------------- distributed
+
+
+class Ranks:
+    """The process group of a multi-process launch (a no-op for one process).
+
+    torchrun, ``accelerate launch`` and Azure ML's ``distribution: pytorch`` all export ``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` (Azure ML: per node), ``MASTER_ADDR`` and ``MASTER_PORT``. We create the
+    default process group ourselves (accelerate and transformers then use it as it is), so that input checks can be
+    agreed on before the model is loaded: NCCL for CUDA tensors with gloo for CPU objects on GPUs, gloo on CPUs.
+    """
+
+    def __init__(self) -> None:
+        self.rank, self.world_size = _rank(), _world_size()
+        self.local_rank = _env_int("LOCAL_RANK", 0)
+        self.local_world_size = _env_int("LOCAL_WORLD_SIZE", self.world_size)
+        self.backend = "none"
+        self._dist: Any = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def nodes(self) -> int:
+        return max(self.world_size // max(self.local_world_size, 1), 1)
+
+    def start(self, timeout_s: int) -> None:
+        if not self.distributed:
+            return
+        from datetime import timedelta
+
+        import torch
+        import torch.distributed as dist
+
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+        if missing:
+            raise UserInputError(
+                f"WORLD_SIZE={self.world_size} but {' and '.join(missing)} not set; launch with torchrun, "
+                "accelerate launch or Azure ML's distribution: pytorch"
+            )
+        if torch.cuda.is_available():
+            torch.cuda.set_device(self.local_rank % torch.cuda.device_count())
+            self.backend = "cuda:nccl,cpu:gloo"
+        else:
+            self.backend = "gloo"
+        # The launcher's signal to stop (a peer failed): one line, then the finally blocks (MLflow run: FAILED).
+        signal.signal(signal.SIGTERM, _stopped_by_launcher)
+        dist.init_process_group(backend=self.backend, timeout=timedelta(seconds=timeout_s))
+        self._dist = dist
+
+    def agree(self, error: str | None) -> None:
+        """Every rank reports its input error (or none); if any rank has one, all end with exit 2 and rank 0
+        prints the first one, naming the rank that saw it."""
+        if self._dist is None:
+            if error is not None:
+                raise UserInputError(error)
+            return
+        reports: list[str | None] = [None] * self.world_size
+        self._dist.all_gather_object(reports, error)
+        failed = [(rank, text) for rank, text in enumerate(reports) if text is not None]
+        if not failed:
+            return
+        rank, text = failed[0]
+        if self.rank == 0:
+            _say_error(text if rank == 0 else f"{text} (seen by rank {rank} of {self.world_size})")
+        global _REPORTED
+        _REPORTED = True
+        self._dist.barrier()  # rank 0 has printed before any rank exits (the launcher may stop the rest)
+        raise RunStopped(None, EXIT_USER_ERROR)
+
+    def checked(self, step: Any) -> Any:
+        """Run ``step()`` on every rank; a UserInputError on any rank stops all of them (see ``agree``)."""
+        try:
+            result, error = step(), None
+        except UserInputError as exc:
+            result, error = None, str(exc)
+        self.agree(error)
+        return result
+
+    def close(self) -> None:
+        if self._dist is not None and self._dist.is_initialized():
+            self._dist.destroy_process_group()
+
+
+def _stopped_by_launcher(signum: int, _frame: Any) -> None:
+    if _REPORTED:
+        sys.exit(128 + signum)
+    raise RunStopped(
+        f"rank {_rank()} of {_world_size()}: stopped by the launcher (SIGTERM), which ends every rank when one "
+        "fails: the failing rank's exit code and log have the cause",
+        128 + signum,
+    )
+
+
+def _peer_failure(exc: BaseException) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return (
+        f"rank {_rank()} of {_world_size()}: lost the other ranks ({type(exc).__name__}: {first[:200]}); "
+        "another rank failed or was stopped: its exit code and log have the cause"
+    )
+
+
+def check_deepspeed_config(path: Path, args: argparse.Namespace, world_size: int, precision: str) -> dict:
+    """Read a DeepSpeed JSON config and check that it agrees with our options (``"auto"`` always agrees: the
+    transformers integration fills it in from ours)."""
+    import importlib.util
+
+    where = f"--deepspeed {path}"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{where}: not UTF-8 text") from None
+    if not isinstance(config, dict):
+        raise UserInputError(f"{where}: expected a JSON object (a DeepSpeed config)")
+    zero = config.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        raise UserInputError(f"{where}: zero_optimization: expected an object")
+    stage = zero.get("stage", 0)
+    if stage not in (0, 1, 2, 3) or isinstance(stage, bool):
+        raise UserInputError(f"{where}: zero_optimization.stage: expected 0, 1, 2 or 3, got {stage!r}")
+    for key, stages in (("offload_optimizer", (1, 2, 3)), ("offload_param", (3,))):
+        offload = zero.get(key)
+        if offload is None:
+            continue
+        device = offload.get("device", "none") if isinstance(offload, dict) else offload
+        if device not in ("none", "cpu", "nvme"):
+            raise UserInputError(f"{where}: zero_optimization.{key}.device: expected none, cpu or nvme, got {device!r}")
+        if device != "none" and stage not in stages:
+            wanted = " or ".join(str(s) for s in stages)
+            raise UserInputError(f"{where}: zero_optimization.{key} needs stage {wanted}, got stage {stage}")
+    global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size
+    for key, ours, option in (
+        ("train_micro_batch_size_per_gpu", args.per_device_train_batch_size, "--per-device-train-batch-size"),
+        ("gradient_accumulation_steps", args.gradient_accumulation_steps, "--gradient-accumulation-steps"),
+        ("train_batch_size", global_batch, f"per-device x accumulation x world size {world_size}"),
+    ):
+        value = config.get(key, "auto")
+        if value != "auto" and value != ours:
+            raise UserInputError(f"{where}: {key} is {value!r} but {option} gives {ours}; use \"auto\" or {ours}")
+    for key, wanted in (("fp16", "fp16"), ("bf16", "bf16")):
+        enabled = config.get(key, {}).get("enabled", "auto") if isinstance(config.get(key), dict) else "auto"
+        if enabled not in ("auto", False) and precision != wanted:
+            raise UserInputError(f"{where}: {key}.enabled is {enabled!r} but the precision is {precision}")
+    if importlib.util.find_spec("deepspeed") is None:
+        raise UserInputError(
+            f"{where}: the deepspeed package is not installed; add it to environments/finetune-sft/conda.yaml"
+        )
+    return config
+
+
 # --------------------------------------------------------------------------------------------------- model / data
 
 
@@ -462,8 +665,11 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
         def __init__(self) -> None:
             self.start = time.monotonic()
 
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):  # noqa: ANN001, ANN201
             self.start = time.monotonic()
+            if train_dataloader is not None:
+                for line in scaling_lines(args, len(train_dataloader)):
+                    log(line)
             log(f"training: {state.max_steps} steps")
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
@@ -481,6 +687,27 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
             log(f"step {state.global_step}/{state.max_steps} {shown} elapsed={elapsed:.0f}s eta={eta:.0f}s")
 
     return Progress()
+
+
+def scaling_lines(args: Any, batches_per_rank: int) -> list[str]:
+    """What the launch means for the schedule: world size, per-device and global batch, steps per epoch.
+    ``batches_per_rank`` is the length of this rank's (sharded) dataloader, i.e. micro-batches per epoch."""
+    world = args.world_size
+    accumulation = args.gradient_accumulation_steps
+    global_batch = args.per_device_train_batch_size * accumulation * world
+    steps = max(batches_per_rank // accumulation + int(batches_per_rank % accumulation > 0), 1)  # as transformers
+    mode = str(args.parallel_mode).rsplit(".", 1)[-1]
+    kind = str(getattr(args.distributed_state, "distributed_type", "NO")).rsplit(".", 1)[-1]
+    import torch.distributed as dist
+
+    backend = str(dist.get_backend()) if world > 1 and dist.is_initialized() else "none"
+    nodes = Ranks().nodes
+    return [
+        f"world size {world} ({nodes} node(s) x {world // nodes} process(es); {mode}, {kind}, backend {backend})",
+        f"batch: per-device {args.per_device_train_batch_size} x accumulation {accumulation} x world size {world} "
+        f"= global batch {global_batch} sequences",
+        f"steps per epoch: {steps} ({batches_per_rank} micro-batches per rank per epoch)",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -525,6 +752,11 @@ def build_sft_config(args: argparse.Namespace, precision: str, out_dir: Path, ha
         disable_tqdm=not sys.stderr.isatty(),
         dataloader_num_workers=0,
         dataloader_pin_memory=cuda,
+        # Without CUDA, accelerate only goes multi-process (DistributedType.MULTI_CPU, DDP over gloo) when told so;
+        # without it every rank would train the whole dataset on its own, with no gradient sync.
+        use_cpu=not cuda,
+        ddp_timeout=args.ddp_timeout,
+        ddp_find_unused_parameters=False,  # every trainable parameter (full or LoRA) gets a gradient each step
         deepspeed=str(args.deepspeed) if args.deepspeed else None,
         fsdp=args.fsdp or "",
         fsdp_config=str(args.fsdp_config) if args.fsdp_config else None,
@@ -642,7 +874,12 @@ def verify_saved_weights(model: Any, out_dir: Path, max_tensors: int = 4) -> Non
 
 
 def train(
-    args: argparse.Namespace, work: Path, tracker: _Tracker, train_rows: DataSummary, eval_rows: DataSummary | None
+    args: argparse.Namespace,
+    work: Path,
+    ranks: Ranks,
+    tracker: _Tracker,
+    train_rows: DataSummary,
+    eval_rows: DataSummary | None,
 ) -> dict[str, float]:
     """Tokenise, train, evaluate, merge and save; returns the final metrics."""
     import logging
@@ -659,33 +896,38 @@ def train(
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
 
-    precision = resolve_precision(args.precision)
-    attention = resolve_attention(args.attn_implementation)
-    log(f"precision {precision}, attention {attention}, packing {args.packing}, lora {args.lora}")
+    def prepare() -> tuple[Any, ...]:  # everything that can still be the user's mistake, on every rank
+        precision = resolve_precision(args.precision)
+        attention = resolve_attention(args.attn_implementation)
+        if args.deepspeed:
+            check_deepspeed_config(args.deepspeed, args, ranks.world_size, precision)
+        log(f"precision {precision}, attention {attention}, packing {args.packing}, lora {args.lora}")
+        tokenizer = load_tokenizer(args.model_name_or_path)
+        cache = work / "datasets-cache"
+        train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc)
+        check_lengths(train_ds, args.max_length, "--train-file", args.train_file)
+        eval_ds = None
+        if eval_rows is not None:
+            eval_ds = tokenize_dataset(eval_rows, tokenizer, cache, args.dataset_num_proc)
+            check_lengths(eval_ds, args.max_length, "--eval-file", args.eval_file)
+        log(f"data: {train_rows.rows} training and {eval_rows.rows if eval_rows else 0} evaluation conversations")
+        model = load_model(args.model_name_or_path, precision, attention)
+        peft_config = None
+        if args.lora:
+            check_lora_targets(model, args)
+            peft_config = lora_config(args)
+        return precision, attention, tokenizer, train_ds, eval_ds, model, peft_config
 
-    tokenizer = load_tokenizer(args.model_name_or_path)
-    cache = work / "datasets-cache"
-    train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc)
-    check_lengths(train_ds, args.max_length, "--train-file", args.train_file)
-    eval_ds = None
-    if eval_rows is not None:
-        eval_ds = tokenize_dataset(eval_rows, tokenizer, cache, args.dataset_num_proc)
-        check_lengths(eval_ds, args.max_length, "--eval-file", args.eval_file)
-    log(f"data: {train_rows.rows} training and {eval_rows.rows if eval_rows else 0} evaluation conversations")
-
-    model = load_model(args.model_name_or_path, precision, attention)
-    peft_config = None
-    if args.lora:
-        check_lora_targets(model, args)
-        peft_config = lora_config(args)
-
-    config = build_sft_config(args, precision, work / "trainer", eval_ds is not None)
+    precision, attention, tokenizer, train_ds, eval_ds, model, peft_config = ranks.checked(prepare)
+    config = build_sft_config(args, precision, work.parent / "trainer" if ranks.distributed else work / "trainer",
+                              eval_ds is not None)  # fmt: skip
     tracker.params(
         {
             **{k: v for k, v in vars(args).items()},
             "resolved_precision": precision,
             "resolved_attention": attention,
             "train_rows": train_rows.rows,
+            "world_size": ranks.world_size,
         }
     )
     trainer = SFTTrainer(
@@ -707,7 +949,7 @@ def train(
             metrics["eval_perplexity"] = math.exp(min(eval_metrics["eval_loss"], 50.0))
             tracker.metrics({"eval_perplexity": metrics["eval_perplexity"]}, step=trainer.state.global_step)
 
-    checkpoint = work / "final"
+    checkpoint = (work.parent if ranks.distributed else work) / "final"
     trainer.save_model(str(checkpoint))  # gathers full weights (or the adapter) to the main process
     trainer.accelerator.wait_for_everyone()
     if _is_main_process():
@@ -715,50 +957,92 @@ def train(
         merged = final_model(args, checkpoint, precision)
         save_mlflow_model(merged, tokenizer, args.output_dir)
         log(f"MLflow model (llm/v1/chat) written to {args.output_dir}")
+        shown = {k: metrics[k] for k in ("train_loss", "eval_loss", "train_runtime") if k in metrics}
+        log("summary: " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()) + f" world_size={ranks.world_size}")
     return metrics
 
 
+def _preflight(args: argparse.Namespace, work: Path) -> tuple[DataSummary, DataSummary | None]:
+    """The cheap checks of options and data (no torch needed); UserInputError on the first mistake."""
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise UserInputError(f"--max-steps {args.max_steps}: expected -1 (use --epochs) or an integer >= 1")
+    if args.eval_steps < 0:
+        raise UserInputError(f"--eval-steps {args.eval_steps}: expected 0 (off) or an integer >= 1")
+    for option, value in (("--deepspeed", args.deepspeed), ("--fsdp-config", args.fsdp_config)):
+        if value is not None and not value.is_file():
+            raise UserInputError(f"{option} {value}: no such file")
+    for option, value in (("--train-file", args.train_file), ("--eval-file", args.eval_file)):
+        if value is not None:
+            _jsonl_files(value, option)
+    check_output_dir(args.output_dir)
+    check_model_source(args.model_name_or_path)
+    work.mkdir(parents=True, exist_ok=True)
+    train_rows = check_and_normalise(args.train_file, "--train-file", work / "train.jsonl")
+    eval_rows = check_and_normalise(args.eval_file, "--eval-file", work / "eval.jsonl") if args.eval_file else None
+    return train_rows, eval_rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _REPORTED
+    _REPORTED = False
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ranks = Ranks()
     tracker: _Tracker | None = None
     created_work = args.work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="fine-tune-")) if created_work else args.work_dir
+    root = Path(tempfile.mkdtemp(prefix="fine-tune-")) if created_work else args.work_dir
+    # Ranks of one node may share --work-dir: each gets its own scratch for the data and the dataset cache.
+    work = root / f"rank-{ranks.rank}" if ranks.distributed else root
     ok = False
     try:
-        if args.max_steps == 0 or args.max_steps < -1:
-            raise UserInputError(f"--max-steps {args.max_steps}: expected -1 (use --epochs) or an integer >= 1")
-        if args.eval_steps < 0:
-            raise UserInputError(f"--eval-steps {args.eval_steps}: expected 0 (off) or an integer >= 1")
-        for option, value in (("--deepspeed", args.deepspeed), ("--fsdp-config", args.fsdp_config)):
-            if value is not None and not value.is_file():
-                raise UserInputError(f"{option} {value}: no such file")
-        for option, value in (("--train-file", args.train_file), ("--eval-file", args.eval_file)):
-            if value is not None:
-                _jsonl_files(value, option)
-        check_output_dir(args.output_dir)
-        check_model_source(args.model_name_or_path)
-        work.mkdir(parents=True, exist_ok=True)
-        # Every row is checked before the heavy imports, so bad data fails in a fraction of a second.
-        train_rows = check_and_normalise(args.train_file, "--train-file", work / "train.jsonl")
-        eval_rows = check_and_normalise(args.eval_file, "--eval-file", work / "eval.jsonl") if args.eval_file else None
-        tracker = _Tracker(enabled=bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID")))
+        if not ranks.distributed:  # one process: every row is checked before the heavy imports (fast failure)
+            train_rows, eval_rows = _preflight(args, work)
+        else:
+            ranks.start(args.ddp_timeout)
+            train_rows, eval_rows = ranks.checked(lambda: _preflight(args, work))
+
+        def start_tracker() -> _Tracker:
+            return _Tracker(enabled=bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("MLFLOW_RUN_ID")))
+
+        tracker = ranks.checked(start_tracker)
         if tracker.enabled:
             log(f"MLflow run {tracker.run_id}")
-        metrics = train(args, work, tracker, train_rows, eval_rows)
+        metrics = train(args, work, ranks, tracker, train_rows, eval_rows)
         if args.metrics_json and _is_main_process():
             args.metrics_json.parent.mkdir(parents=True, exist_ok=True)
-            payload = {"final": metrics, "history": tracker.history, "mlflow_run_id": tracker.run_id}
+            payload = {"final": metrics, "history": tracker.history, "mlflow_run_id": tracker.run_id,
+                       "world_size": ranks.world_size}  # fmt: skip
             args.metrics_json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         ok = True
     except UserInputError as error:
         fail(str(error))
+    except RunStopped as stop:
+        if stop.message:
+            _say_error(stop.message)
+        _REPORTED = True
+        sys.exit(stop.code)
+    except Exception as error:  # a collective failed: a peer died or was stopped; its own log has the cause
+        if not ranks.distributed or not _is_distributed_error(error):
+            raise
+        fail(_peer_failure(error), EXIT_PEER_FAILED)
     finally:
         if tracker is not None:
             tracker.close(ok)
+        if ok:
+            ranks.close()
         if created_work:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
     return 0
+
+
+def _is_distributed_error(error: BaseException) -> bool:
+    """gloo/NCCL/store failures: torch raises DistError subclasses, some paths a RuntimeError naming the backend."""
+    import torch.distributed as dist
+
+    if isinstance(error, dist.DistError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and any(k in text for k in ("gloo", "Gloo", "NCCL", "Connection closed"))
 
 
 if __name__ == "__main__":
