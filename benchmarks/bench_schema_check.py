@@ -1,6 +1,6 @@
 """Layer C throughput: valid specs per second through ``validate_against_schema``, per kind, on one core.
 
-Uses the valid fixture specs under tests/validation/fixtures/valid. Prints figures; asserts nothing.
+Uses the valid fixture specs under tests/validate/fixtures/valid. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 from tools.validate.schema import kind_from_schema_url, validate_against_schema, warm  # noqa: E402
 
-FIXTURES = REPO_ROOT / "tests" / "validation" / "fixtures" / "valid"
+FIXTURES = REPO_ROOT / "tests" / "validate" / "fixtures" / "valid"
 
 
 def main() -> int:
