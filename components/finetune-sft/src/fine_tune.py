@@ -664,12 +664,15 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
 
         def __init__(self) -> None:
             self.start = time.monotonic()
+            self.trainer: Any = None  # set once the trainer exists: shows how the model was wrapped
 
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):  # noqa: ANN001, ANN201
             self.start = time.monotonic()
             if train_dataloader is not None:
                 for line in scaling_lines(args, len(train_dataloader)):
                     log(line)
+            if self.trainer is not None:
+                log(f"parallelism: {parallelism(self.trainer)}")
             log(f"training: {state.max_steps} steps")
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
@@ -708,6 +711,20 @@ def scaling_lines(args: Any, batches_per_rank: int) -> list[str]:
         f"= global batch {global_batch} sequences",
         f"steps per epoch: {steps} ({batches_per_rank} micro-batches per rank per epoch)",
     ]
+
+
+def parallelism(trainer: Any) -> str:
+    """How the training loop wrapped the model: DDP, FSDP (sharded parameters), DeepSpeed, or a single process."""
+    wrapped = trainer.model_wrapped
+    name = type(wrapped).__name__
+    if trainer.is_deepspeed_enabled:
+        return f"DeepSpeed ZeRO stage {trainer.accelerator.state.deepspeed_plugin.zero_stage} ({name})"
+    if trainer.is_fsdp_enabled:
+        plugin = trainer.accelerator.state.fsdp_plugin
+        return f"FSDP{getattr(plugin, 'fsdp_version', 1)} ({name}, {str(plugin.sharding_strategy).rsplit('.', 1)[-1]})"
+    if name == "DistributedDataParallel":
+        return "DDP (DistributedDataParallel: gradients all-reduced every step)"
+    return f"none ({name}, one process)"
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -930,15 +947,32 @@ def train(
             "world_size": ranks.world_size,
         }
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=train_ds.remove_columns(["length"]),
-        eval_dataset=eval_ds.remove_columns(["length"]) if eval_ds is not None else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[_progress_callback(tracker)],
-    )
+    progress = _progress_callback(tracker)
+
+    def make_trainer() -> Any:
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=train_ds.remove_columns(["length"]),
+            eval_dataset=eval_ds.remove_columns(["length"]) if eval_ds is not None else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[progress],
+        )
+        if args.fsdp and not trainer.is_fsdp_enabled:
+            # accelerate enables FSDP only for GPU-class multi-process launches; on CPU (MULTI_CPU) it drops the
+            # plugin without a word and trains plain DDP. Say so rather than pretend to shard.
+            from importlib.metadata import version
+
+            kind = str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1]
+            raise UserInputError(
+                f"--fsdp {args.fsdp!r}: accelerate {version('accelerate')} does not enable FSDP for this launch "
+                f"({kind}, world size {ranks.world_size}); FSDP needs CUDA GPUs and more than one process"
+            )
+        return trainer
+
+    trainer = ranks.checked(make_trainer)
+    progress.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # our Progress callback prints one line per log instead
     result = trainer.train()
     metrics: dict[str, float] = dict(result.metrics)
