@@ -5,8 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 NODE_TOOLS := build/node/.installed
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
-export MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true TOKENIZERS_PARALLELISM=false PF_DISABLE_TRACING=true
+# The offline switches live in tools/core/offline.py: `python -m tools` and the test suite set them.
 
 .PHONY: help venv demo test check render validate schemas lint bench lock clean
 

@@ -7,6 +7,8 @@ import importlib
 import sys
 
 from tools.core.errors import UserError
+from tools.core.offline import apply_offline_env
+from tools.core.repo import select
 
 # command name -> (module, one-line help). One module owns one command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -40,6 +42,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    apply_offline_env()  # every command runs with the offline switches (tools/core/offline.py is their one source)
     if not argv or argv[0] not in COMMANDS:
         parser = _top_parser()
         if not argv:
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    select(getattr(args, "root", None))  # a command's --root DIR: every fact is read from DIR
     try:
         return int(module.run(args) or 0)
     except UserError as error:

@@ -1,66 +1,177 @@
-"""Read-only access to the repo's facts in data: the registry component contract, the model catalog, the SKU
-table and the spec kinds. Loaded once per process; code asks here instead of repeating a value."""
+"""The repo's facts in data, read from one root: the registry component contracts, the model catalog, the SKU table,
+the spec kinds, the values schema and the exported JSON schemas.
+
+``Repo(root)`` owns every path below a root and caches what it reads. One repo is *active* per process: this
+checkout by default, or the one a command's ``--root DIR`` selects (``select``). Code asks the active repo (or the
+module functions below, which do) instead of building paths or repeating a value, so whatever selects a root
+reads everything from that root.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS_DIR = REPO_ROOT / "schemas" / "contracts"
-CATALOG_DIR = REPO_ROOT / "schemas" / "catalog"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # this checkout: the default root
 
 
 def _load(path: Path) -> Any:
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-@cache
+@dataclass(frozen=True)
+class Repo:
+    """Every path below ``root`` and the cached facts read from it."""
+
+    root: Path
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # paths -------------------------------------------------------------------------------------------------
+    @property
+    def schemas_dir(self) -> Path:
+        return self.root / "schemas"
+
+    @property
+    def contracts_dir(self) -> Path:
+        return self.schemas_dir / "contracts"
+
+    @property
+    def catalog_dir(self) -> Path:
+        return self.schemas_dir / "catalog"
+
+    @property
+    def json_schema_dir(self) -> Path:
+        """Schemas exported from the pinned azure-ai-ml (``make schemas``)."""
+        return self.schemas_dir / "azureml"
+
+    @property
+    def kinds_file(self) -> Path:
+        return self.schemas_dir / "kinds.yaml"
+
+    @property
+    def values_schema_file(self) -> Path:
+        return self.schemas_dir / "values.schema.json"
+
+    @property
+    def workspaces_dir(self) -> Path:
+        return self.root / "workspaces"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / ".runs"
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the root when it is below it, else as given (for one-line messages)."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    # facts ---------------------------------------------------------------------------------------------------
+    def _cached(self, key: str, path: Path) -> Any:
+        if key not in self._cache:
+            self._cache[key] = _load(path)
+        return self._cache[key]
+
+    def contract(self, name: str = "chat_completion_pipeline") -> dict[str, Any]:
+        """The committed interface contract of a registry component (inputs in the component's order)."""
+        return self._cached(f"contract:{name}", self.contracts_dir / f"{name}.yaml")
+
+    def contracts(self) -> dict[str, dict[str, Any]]:
+        """Every committed registry component contract, by component name."""
+        return {path.stem: self.contract(path.stem) for path in sorted(self.contracts_dir.glob("*.yaml"))}
+
+    def sft_interface(self) -> dict[str, Any]:
+        """Inputs and outputs of our own SFT component (components/finetune-sft/inputs.yaml)."""
+        return self._cached("sft", self.root / "components" / "finetune-sft" / "inputs.yaml")
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        return self._cached("models", self.catalog_dir / "models.yaml")["models"]
+
+    def skus(self) -> dict[str, dict[str, Any]]:
+        return self._cached("skus", self.catalog_dir / "skus.yaml")["skus"]
+
+    def kinds_table(self) -> dict[str, Any]:
+        return self._cached("kinds", self.kinds_file)
+
+    def kinds(self) -> dict[str, dict[str, Any]]:
+        return self.kinds_table()["kinds"]
+
+    def schema_url(self, kind: str) -> str:
+        return self.kinds_table()["schema_base_url"] + self.kinds()[kind]["file"]
+
+    def sku(self, name: str) -> dict[str, Any] | None:
+        """The SKU table's facts of an Azure VM size (case-insensitive, as Azure treats SKU names)."""
+        folded = self._cache.get("skus-folded")
+        if folded is None:
+            folded = self._cache["skus-folded"] = {key.lower(): facts for key, facts in self.skus().items()}
+        return folded.get(str(name).lower())
+
+    def sku_gpus(self, name: str) -> int | None:
+        """GPUs per node of an Azure VM size; None if unknown."""
+        facts = self.sku(name)
+        return None if facts is None else int(facts.get("gpus", 0))
+
+
+_active: list[Repo] = [Repo(REPO_ROOT)]
+
+
+def active() -> Repo:
+    """The repo this process reads its facts from."""
+    return _active[0]
+
+
+def select(root: Path | str | None) -> Repo:
+    """Make ``root`` the active repo (``None``: this checkout) and return it."""
+    chosen = Path(root).resolve() if root is not None else REPO_ROOT
+    if chosen != _active[0].root:
+        _active[0] = Repo(chosen)
+    return _active[0]
+
+
+# Module-level shorthands for the active repo's facts.
 def contract(name: str = "chat_completion_pipeline") -> dict[str, Any]:
-    """The committed interface contract of a registry component (inputs in the component's order)."""
-    return _load(CONTRACTS_DIR / f"{name}.yaml")
+    return active().contract(name)
 
 
-@cache
 def contracts() -> dict[str, dict[str, Any]]:
-    """Every committed registry component contract, by component name."""
-    return {path.stem: contract(path.stem) for path in sorted(CONTRACTS_DIR.glob("*.yaml"))}
+    return active().contracts()
 
 
-@cache
 def sft_interface() -> dict[str, Any]:
-    """Inputs and outputs of our own SFT component (components/finetune-sft/inputs.yaml)."""
-    return _load(REPO_ROOT / "components" / "finetune-sft" / "inputs.yaml")
+    return active().sft_interface()
 
 
-@cache
 def models() -> dict[str, dict[str, Any]]:
-    return _load(CATALOG_DIR / "models.yaml")["models"]
+    return active().models()
 
 
-@cache
 def skus() -> dict[str, dict[str, Any]]:
-    return _load(CATALOG_DIR / "skus.yaml")["skus"]
+    return active().skus()
 
 
-@cache
 def kinds_table() -> dict[str, Any]:
-    return _load(REPO_ROOT / "schemas" / "kinds.yaml")
+    return active().kinds_table()
 
 
 def kinds() -> dict[str, dict[str, Any]]:
-    return kinds_table()["kinds"]
+    return active().kinds()
 
 
 def schema_url(kind: str) -> str:
-    return kinds_table()["schema_base_url"] + kinds()[kind]["file"]
+    return active().schema_url(kind)
 
 
 def sku_gpus(sku: str) -> int | None:
-    """GPUs per node of an Azure VM size (case-insensitive, as Azure treats SKU names); None if unknown."""
-    folded = {name.lower(): facts for name, facts in skus().items()}
-    facts = folded.get(sku.lower())
-    return None if facts is None else int(facts.get("gpus", 0))
+    return active().sku_gpus(sku)

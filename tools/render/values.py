@@ -7,12 +7,11 @@ import copy
 import difflib
 import json
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT, contract, sft_interface
+from tools.core.repo import REPO_ROOT, active, contract, sft_interface
 from tools.core.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_lined, plain
 
 WORKSPACES_DIR = "workspaces"
@@ -117,10 +116,9 @@ def _sft_properties() -> dict[str, Any]:
     return _input_properties(sft_interface()["inputs"], set())
 
 
-@cache
 def values_schema(partial: bool = False) -> dict[str, Any]:
     """The values schema with `finetune` filled from the contract; ``partial`` drops `required` (single files)."""
-    schema = json.loads((REPO_ROOT / VALUES_SCHEMA).read_text())
+    schema = json.loads(active().values_schema_file.read_text(encoding="utf-8"))
     schema["properties"]["finetune"]["properties"] = _finetune_properties()
     hyper = schema["properties"]["sft"]["properties"]["hyperparameters"]
     hyper["properties"] = _sft_properties()

@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT
+from tools.core.repo import active
 
-KINDS_FILE = REPO_ROOT / "schemas" / "kinds.yaml"
-OUTPUT_DIR = REPO_ROOT / "schemas" / "azureml"
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
 
@@ -36,10 +34,11 @@ PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
 STRICT_OVERRIDES: frozenset[str] = frozenset({"PipelineJobSettingsSchema"})
 
 
-def load_kinds(path: Path = KINDS_FILE) -> dict[str, Any]:
+def load_kinds(path: Path | None = None) -> dict[str, Any]:
     """Return ``schemas/kinds.yaml`` as ``{"schema_base_url": str, "kinds": {kind: {...}}}``."""
     import yaml
 
+    path = path or active().kinds_file
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -193,7 +192,7 @@ def _resolve_class(dotted: str) -> type:
     try:
         return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"{KINDS_FILE}: schema_class {dotted!r} not found in the installed azure-ai-ml") from exc
+        raise UserError(f"{active().relative(active().kinds_file)}: schema_class {dotted!r} not found in the installed azure-ai-ml") from exc
 
 
 def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -247,12 +246,13 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def export_all(kinds_file: Path = KINDS_FILE) -> dict[str, str]:
+def export_all(kinds_file: Path | None = None) -> dict[str, str]:
     """Return ``{file name: rendered text}`` for every kind, without writing anything (memoised per process:
     the export is deterministic, and ``--check`` plus ``export`` in one test session need it once)."""
     if os.environ.get(PRIVATE_FEATURES_ENV, "").lower() in ("1", "true", "yes", "on"):
         raise UserError(f"unset {PRIVATE_FEATURES_ENV}: it adds private-preview fields to the SDK's schemas")
-    return dict(_export_all(Path(kinds_file).resolve(), Path(kinds_file).stat().st_mtime_ns))
+    kinds_file = Path(kinds_file or active().kinds_file)
+    return dict(_export_all(kinds_file.resolve(), kinds_file.stat().st_mtime_ns))
 
 
 @functools.lru_cache(maxsize=4)
@@ -264,8 +264,9 @@ def _export_all(kinds_file: Path, _mtime_ns: int) -> dict[str, str]:
     }
 
 
-def check(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[str]:
+def check(output_dir: Path | None = None, kinds_file: Path | None = None) -> list[str]:
     """Compare the committed files with a fresh export; return one line per drifted or missing file."""
+    output_dir = output_dir or active().json_schema_dir
     problems = []
     for name, text in export_all(kinds_file).items():
         path = output_dir / name
@@ -280,10 +281,11 @@ def check(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[
     return problems
 
 
-def write_all(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> list[Path]:
+def write_all(output_dir: Path | None = None, kinds_file: Path | None = None) -> list[Path]:
     """Export every kind into ``output_dir`` atomically; return the paths written."""
     from tools.core.files import atomic_write_text
 
+    output_dir = output_dir or active().json_schema_dir
     written = []
     for name, text in export_all(kinds_file).items():
         path = output_dir / name
@@ -294,7 +296,7 @@ def write_all(output_dir: Path = OUTPUT_DIR, kinds_file: Path = KINDS_FILE) -> l
 
 def _display(path: Path) -> str:
     try:
-        return str(path.relative_to(REPO_ROOT))
+        return active().relative(path)
     except ValueError:
         return str(path)
 

@@ -24,18 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT
+from tools.core.repo import active
 from tools.validate.problem import Issue
 
 __all__ = ["Issue", "validate_against_schema", "kinds", "schema_path", "kind_from_schema_url", "warm"]
 
-SCHEMA_DIR = REPO_ROOT / "schemas" / "azureml"
-CACHE_DIR = REPO_ROOT / "build" / "cache" / "schema_check"
 
 _lock = threading.Lock()
-_texts: dict[str, str] = {}
-_fast: dict[str, Callable[[Any], Any]] = {}
-_slow: dict[str, Any] = {}
+# Keyed by (root, kind): a process that selects another repo root reads that root's schemas.
+_texts: dict[tuple[Path, str], str] = {}
+_fast: dict[tuple[Path, str], Callable[[Any], Any]] = {}
+_slow: dict[tuple[Path, str], Any] = {}
+
+
+def _key(kind: str) -> tuple[Path, str]:
+    return (active().root, kind)
 
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
                "object": "object", "array": "array", "null": "null"}
@@ -60,20 +63,20 @@ def kind_from_schema_url(url: str) -> str | None:
 
 def schema_path(kind: str) -> Path:
     try:
-        return SCHEMA_DIR / kinds()[kind]["file"]
+        return active().json_schema_dir / kinds()[kind]["file"]
     except KeyError:
         raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(kinds())}") from None
 
 
 def _schema_text(kind: str) -> str:
-    text = _texts.get(kind)
+    text = _texts.get(_key(kind))
     if text is None:
         path = schema_path(kind)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise UserError(f"{path.relative_to(REPO_ROOT)}: missing; run `python -m tools schemas export`") from None
-        _texts[kind] = text
+            raise UserError(f"{active().relative(path)}: missing; run `python -m tools schemas export`") from None
+        _texts[_key(kind)] = text
     return text
 
 
@@ -113,7 +116,7 @@ def _compile_fast(kind: str) -> Callable[[Any], Any]:
 
     text = _schema_text(kind)
     digest = hashlib.sha256(f"{fastjsonschema.VERSION}\n{text}".encode()).hexdigest()[:16]
-    cached = CACHE_DIR / f"{kind}-{digest}.{sys.implementation.cache_tag}.marshal"
+    cached = active().build_dir / "cache" / "schema_check" / f"{kind}-{digest}.{sys.implementation.cache_tag}.marshal"
     code = None
     with contextlib.suppress(OSError, EOFError, ValueError, TypeError):
         code = marshal.loads(cached.read_bytes())
@@ -131,18 +134,18 @@ def _compile_fast(kind: str) -> Callable[[Any], Any]:
 
 
 def _fast_validator(kind: str) -> Callable[[Any], Any]:
-    validator = _fast.get(kind)
+    validator = _fast.get(_key(kind))
     if validator is None:
         with _lock:
-            validator = _fast.get(kind)
+            validator = _fast.get(_key(kind))
             if validator is None:
-                validator = _fast[kind] = _compile_fast(kind)
+                validator = _fast[_key(kind)] = _compile_fast(kind)
     return validator
 
 
 # ---------------------------------------------------------------------------------------------- precise path
 def _slow_validator(kind: str) -> Any:
-    validator = _slow.get(kind)
+    validator = _slow.get(_key(kind))
     if validator is None:
         from jsonschema import Draft7Validator
         from referencing import Registry
@@ -154,7 +157,7 @@ def _slow_validator(kind: str) -> Any:
 
         schema = json.loads(_schema_text(kind))
         registry = Registry(retrieve=no_network).with_resource(schema["$id"], DRAFT7.create_resource(schema))
-        validator = _slow[kind] = Draft7Validator(schema, registry=registry)
+        validator = _slow[_key(kind)] = Draft7Validator(schema, registry=registry)
     return validator
 
 
