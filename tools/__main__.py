@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
+from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.offline import apply_offline_env
@@ -25,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("tools.operate.diff", "unified diff of rendered specs between revisions or workspaces"),
     "demo": ("tools.demo.story", "the whole chain locally on embedded defaults"),
 }
+
+# Exit codes of every command: 0 success, 1 findings/errors in the input, 2 could not run (usage, unreadable
+# input, a UserError), 3 internal failure (a bug), 130 interrupted.
+INTERNAL_ERROR = 3
 
 DESCRIPTION = (
     "The repo's tools, one job each: values -> specs -> findings -> plan, plus data, training and serving "
@@ -66,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug, not the user's input: one line and exit 3 (TOOLS_DEBUG=1 shows the trace)
+        if os.environ.get("TOOLS_DEBUG"):
+            raise
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"internal error: {type(error).__name__}: {error} (at {Path(where.filename).name}:{where.lineno}; "
+              "rerun with TOOLS_DEBUG=1 for the trace)", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
-from tools.core.repo import REPO_ROOT
+from tools.core.repo import REPO_ROOT, active
 from tools.render.derived import build_context, yaml_scalar
-from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
+from tools.render.values import DEFAULT_WORKSPACE, Values, load_values, workspace_names
 
 TEMPLATES_DIR = "templates"
 BUILD_DIR = "build"
@@ -32,6 +33,50 @@ class RenderedFile:
     relpath: str  # relative to the output root, POSIX separators
     template: str  # repo-relative template path
     text: str
+
+
+SPEC_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass(frozen=True)
+class RenderedWorkspace:
+    """One workspace rendered once, in memory: its merged values, the derived context and every file, as if
+    written under ``out_dir``. Commands render once and hand this value on (validation takes its specs, the plan
+    its specs and values); nothing is written until ``write()``."""
+
+    workspace: str
+    root: Path
+    out_dir: Path
+    values: Values
+    context: dict[str, Any] = field(repr=False)
+    files: tuple[RenderedFile, ...] = field(repr=False)
+
+    def path_of(self, item: RenderedFile) -> Path:
+        """Where ``item`` lives (or would live) on disk."""
+        return self.out_dir / item.relpath
+
+    def file(self, relpath: str) -> RenderedFile | None:
+        return next((item for item in self.files if item.relpath == relpath), None)
+
+    def texts(self) -> dict[Path, str]:
+        """Every YAML file's intended path and text: what the validator reads instead of the disk."""
+        return {self.path_of(item): item.text for item in self.files if item.relpath.endswith(SPEC_SUFFIXES)}
+
+    def write(self) -> list[Path]:
+        """Write what differs (atomically); return the paths that changed."""
+        return write_rendered(list(self.files), self.out_dir)
+
+
+def render(
+    workspace: str, root: Path | None = None, out_dir: Path | None = None, job_name: str | None = None
+) -> RenderedWorkspace:
+    """Render ``workspace`` of the repo at ``root`` (default: the active repo) once, writing nothing."""
+    root = Path(root).resolve() if root is not None else active().root
+    out_dir = Path(out_dir).resolve() if out_dir is not None else default_out_dir(workspace, root)
+    values = load_values(workspace, root)
+    context = build_context(values, job_name=job_name)
+    files = _render_files(workspace, root, out_dir, context)
+    return RenderedWorkspace(workspace, root, out_dir, values, context, tuple(files))
 
 
 def default_out_dir(workspace: str, root: Path = REPO_ROOT) -> Path:
@@ -61,11 +106,14 @@ def template_paths(root: Path = REPO_ROOT) -> list[Path]:
 def render_workspace(
     workspace: str, out_dir: Path, root: Path = REPO_ROOT, job_name: str | None = None
 ) -> list[RenderedFile]:
-    """Render every template for one workspace as if written under ``out_dir`` (pure: writes nothing)."""
+    """The files of ``render(workspace, root, out_dir, job_name)`` (pure: writes nothing)."""
+    return list(render(workspace, root, out_dir, job_name).files)
+
+
+def _render_files(workspace: str, root: Path, out_dir: Path, context: dict[str, Any]) -> list[RenderedFile]:
+    """Every template rendered for one workspace as if written under ``out_dir``."""
     import jinja2
 
-    values = load_values(workspace, root)
-    context = build_context(values, job_name=job_name)
     env = _environment(root)
     rendered: list[RenderedFile] = []
     for path in template_paths(root):
@@ -157,17 +205,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--out needs --workspace NAME (one output root per workspace)")
     failures: list[str] = []
     for name in names:
-        out_dir = args.out.resolve() if args.out else default_out_dir(name)
         try:
-            files = render_workspace(name, out_dir, job_name=args.job_name)
+            rendered = render(name, out_dir=args.out, job_name=args.job_name)
         except UserError as error:
             failures.append(str(error))
             continue
+        out_dir, files = rendered.out_dir, list(rendered.files)
         if args.check:
-            if out_dir == REPO_ROOT or args.out:
-                failures.extend(check_rendered(files, out_dir))
+            if out_dir == rendered.root or args.out:
+                failures.extend(check_rendered(files, out_dir, rendered.root))
             continue
-        changed = write_rendered(files, out_dir)
+        changed = rendered.write()
         where = os.path.relpath(out_dir, Path.cwd())
         detail = ", ".join(os.path.relpath(path, out_dir) for path in changed) if changed else "none"
         print(f"{name}: {len(files)} files in {where}; changed: {detail}")
