@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tools.core.yamlio import format_key_path
+
 
 @dataclass(frozen=True, order=True)
 class Issue:
@@ -22,10 +24,7 @@ class Issue:
     @property
     def key(self) -> str:
         """Dotted form, list indices in brackets: ``jobs.x.inputs[0]``."""
-        out = ""
-        for part in self.key_path:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        return out
+        return format_key_path(self.key_path)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}" if self.key_path else self.message
