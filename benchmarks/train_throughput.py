@@ -11,6 +11,10 @@ conservative). Then the ratio ours / walkthrough.
 - walkthrough: the seed's fine_tune.py: eager attention, batch 4, accumulation 1, old-TRL packing (concatenate and
   cut into 2048-token rows, i.e. TRL's "wrapped"), gradient checkpointing on.
 
+With two or more CUDA GPUs it then runs fine_tune.py under torchrun on all of them (DDP, and DeepSpeed ZeRO-2
+when the package is installed: DeepSpeed does not run on CPU, so this is where its check lives) and prints what the
+script reports (world size, steps per epoch, parallelism); without, it says it did not run.
+
 Target on one H100: ours >= 1.5x the walkthrough's tokens/s. Without CUDA the run is a tiny smoke test (``--smoke``
 is implied): the figures only show that the harness works.
 
@@ -190,6 +194,44 @@ def worker(name: str, smoke: bool, steps: int, warmup: int) -> dict[str, Any]:
     return result
 
 
+def distributed_check(gpus: int) -> list[str]:
+    """GPU-only: fine_tune.py under torchrun on every GPU of this machine (DDP, then DeepSpeed ZeRO-2 when the
+    package is installed) on the tiny model; reports what the script says it ran and its steps per epoch. The CPU
+    data-parallel path is proven by tests/sft/test_distributed.py; DDP over NCCL, FSDP and DeepSpeed need GPUs."""
+    if gpus < 2:
+        return [f"distributed check: not run (needs >= 2 CUDA GPUs, found {gpus})"]
+    import importlib.util
+
+    from tools.demo.tiny_model import build_tiny_model
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ddp-"))
+    model = build_tiny_model(work / "tiny", seed=0)
+    train = work / "train.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"},
+                          {"role": "assistant", "content": f"Answer {i}: " + "word " * (i % 40)}]} for i in range(256)]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")  # fmt: skip
+    ds_config = work / "zero2.json"
+    ds_config.write_text(json.dumps({"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto",
+                                     "gradient_accumulation_steps": "auto", "train_batch_size": "auto",
+                                     "bf16": {"enabled": "auto"}}))  # fmt: skip
+    variants: list[tuple[str, list[str]]] = [("DDP", [])]
+    if importlib.util.find_spec("deepspeed") is not None:
+        variants.append(("DeepSpeed ZeRO-2", ["--deepspeed", str(ds_config)]))
+    lines = []
+    for name, extra in variants:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(gpus), "--master_addr",
+                   "127.0.0.1", str(FINE_TUNE), "--train-file", str(train), "--model-name-or-path", str(model),
+                   "--output-dir", str(work / name.split()[0]), "--max-steps", "10", "--max-length", "256", *extra]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        said = [x.split("] ", 1)[-1] for x in proc.stdout.splitlines() if x.startswith("[fine_tune] ")
+                and any(k in x for k in ("world size", "steps per epoch", "parallelism", "train_runtime"))]
+        status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+        lines.append(f"distributed check, {name} on {gpus} GPUs: {status}; " + " | ".join(said))
+    if len(variants) == 1:
+        lines.append("distributed check, DeepSpeed: not run (the deepspeed package is not installed)")
+    return lines
+
+
 def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -243,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         ratio = ours["tokens_per_s"] / walk["tokens_per_s"]
         target = "" if smoke else f" (target >= 1.5x: {'met' if ratio >= 1.5 else 'NOT met'})"
         print(f"ratio ours / walkthrough tokens/s: {ratio:.2f}x{target}")
+    distributed = distributed_check(torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    for line in distributed:
+        print(line)
     if args.json:
-        args.json.write_text(json.dumps({"smoke": smoke, "results": results, "ratio": ratio}, indent=2) + "\n")
+        payload = {"smoke": smoke, "results": results, "ratio": ratio, "distributed": distributed}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 
