@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tools.core.repo import active
 from tools.validate import export as schemas
 from tools.validate import schema as schema_check
 from tools.validate import sdk as sdk_check
@@ -59,7 +60,7 @@ def test_export_check_cli_reports_drift(sdk: Any, tmp_path: Path, capsys: pytest
     args = parser.parse_args(["export", "--check"])
     assert args.check and schemas.run(args) == 0
     for name in schemas.export_all():
-        (tmp_path / name).write_text((schemas.OUTPUT_DIR / name).read_text(encoding="utf-8"), encoding="utf-8")
+        (tmp_path / name).write_text((active().json_schema_dir / name).read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "data.schema.json").write_text("{}\n", encoding="utf-8")
     (tmp_path / "model.schema.json").unlink()
     problems = schemas.check(output_dir=tmp_path)
