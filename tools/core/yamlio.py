@@ -1,9 +1,25 @@
-"""YAML reading with line numbers: libyaml speed, PyYAML 1.1 semantics (what azure-ai-ml and `az ml` use),
-duplicate keys rejected, and a 1-based source line for every key path so findings can point at it."""
+"""YAML reading with line numbers and bounds: libyaml speed, PyYAML 1.1 semantics (what azure-ai-ml and `az ml`
+use), duplicate keys rejected, and a 1-based source line for every key path so findings can point at it.
+
+Every YAML file the tools read (specs, values, contracts, catalog, kinds) goes through here, and hostile input ends
+in one :class:`YamlProblem` (line, key path, message), never a traceback or unbounded memory:
+
+- bytes are decoded as UTF-8 here, so a bad byte is named by line and column (``decode``/``read_text``);
+- a file over ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH`` and a NUL character are refused;
+- aliases are allowed (YAML and azure-ai-ml's ``yaml.safe_load`` accept them) but may add at most
+  ``MAX_ALIAS_NODES`` nodes when expanded, so a few hundred bytes of "billion laughs" cannot grow memory in
+  whatever walks the data afterwards;
+- mapping keys must be strings: Azure ML's schemas (marshmallow ``Dict(keys=Str)``, JSON Schema) accept no other,
+  and YAML 1.1 silently turns ``yes:``/``1:``/``2024-01-01:`` keys into bools, ints and dates.
+
+The bounds are checked on the event stream (flat, no recursion) before anything is built.
+"""
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -14,6 +30,10 @@ except AttributeError:  # pragma: no cover - pure Python fallback
     _BaseLoader = yaml.SafeLoader
 
 KeyPath = tuple[str | int, ...]
+
+MAX_BYTES = 4 * 1024 * 1024  # the largest spec or values file read (real ones are a few KB)
+MAX_DEPTH = 100  # nested mappings/sequences (Azure ML specs nest about 6 deep)
+MAX_ALIAS_NODES = 10_000  # nodes that expanding every alias may add (a `<<: *defaults` adds a handful)
 
 
 class LinedDict(dict):
@@ -45,9 +65,86 @@ class YamlProblem(Exception):
     line: int
     key_path: KeyPath
     message: str
+    column: int | None = None  # 1-based, where known (a bad byte)
 
     def __str__(self) -> str:
         return self.message
+
+
+def _line_col(data: bytes | str, index: int) -> tuple[int, int]:
+    """1-based line and column of position ``index``."""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    line = data.count(newline, 0, index) + 1  # type: ignore[arg-type]
+    return line, index - (data.rfind(newline, 0, index) + 1) + 1  # type: ignore[arg-type]
+
+
+def decode(data: bytes) -> str:
+    """The text of a YAML file's bytes: UTF-8 (a leading BOM dropped), at most ``MAX_BYTES``, no NUL character.
+    Raises YamlProblem naming the line and column of the first bad byte."""
+    if len(data) > MAX_BYTES:
+        raise YamlProblem(1, (), f"file is {len(data)} bytes; YAML files are read up to {MAX_BYTES} bytes")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _line_col(data, error.start)
+        raise YamlProblem(
+            line, (), f"not UTF-8: byte 0x{data[error.start]:02x} at column {column} ({error.reason})", column
+        ) from None
+    _refuse_nul(text)
+    return text
+
+
+def read_text(path: str | Path) -> str:
+    """Read a YAML file as text through :func:`decode` (OSError propagates: the caller names the file)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    return decode(data)
+
+
+def _refuse_nul(text: str) -> None:
+    index = text.find("\x00")
+    if index >= 0:
+        line, column = _line_col(text, index)
+        raise YamlProblem(line, (), f"NUL character at column {column} (YAML text cannot hold one)", column)
+
+
+def _check_bounds(text: str) -> None:
+    """Depth, alias expansion and NUL characters, from the event stream (before any node is built)."""
+    if len(text) > MAX_BYTES:
+        raise YamlProblem(1, (), f"text is {len(text)} characters; YAML is read up to {MAX_BYTES}")
+    _refuse_nul(text)
+    frames: list[list[Any]] = []  # per open collection: [anchor, expanded node count]
+    anchors: dict[str, int] = {}
+    added = 0
+    for event in yaml.parse(text, Loader=_BaseLoader):
+        line = event.start_mark.line + 1 if event.start_mark else 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(frames) >= MAX_DEPTH:
+                raise YamlProblem(line, (), f"nested more than {MAX_DEPTH} levels deep")
+            frames.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, cost = frames.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            if "\x00" in event.value:
+                raise YamlProblem(line, (), "a value holds a NUL character (\\0)")
+            anchor, cost = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, cost = None, anchors.get(event.anchor, 1)
+            added += cost
+            if added > MAX_ALIAS_NODES:
+                raise YamlProblem(
+                    line, (), f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?); write the "
+                    f"values out instead of repeating *{event.anchor}"
+                )
+        else:
+            continue
+        if anchor:
+            anchors[anchor] = cost
+        if frames:
+            frames[-1][1] += cost
 
 
 class _LinedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -58,10 +155,8 @@ class _LinedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         self.flatten_mapping(node)
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
-            try:
-                hash(key)
-            except TypeError:
-                raise YamlProblem(key_node.start_mark.line + 1, (), "a mapping key must be a plain scalar") from None
+            if not isinstance(key, str):
+                raise YamlProblem(key_node.start_mark.line + 1, (_NOT_A_STRING,), _key_message(key, key_node))
             if key in mapping:
                 first = mapping.key_lines[key]
                 raise YamlProblem(
@@ -85,15 +180,34 @@ _LinedLoader.add_constructor("tag:yaml.org,2002:map", _LinedLoader.construct_lin
 _LinedLoader.add_constructor("tag:yaml.org,2002:seq", _LinedLoader.construct_lined_sequence)
 
 
-def _duplicate_key_path(text: str, line: int) -> KeyPath:
-    """Full key path of the duplicate key found on ``line`` (re-walks the node tree; only runs on that error)."""
+def _article(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+_NOT_A_STRING = object()  # key-path marker of a non-string key, replaced by its real path
+
+
+def _key_message(key: Any, node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        shown = node.value
+        return (
+            f"mapping key {shown!r} is read as {_article(type(key).__name__)}, not a string (YAML 1.1, as "
+            f"azure-ai-ml reads it); quote it: '{shown}'"
+        )
+    return "a mapping key must be a plain string, not a mapping or a list"
+
+
+def _duplicate_key_path(text: str, line: int, non_string: bool = False) -> KeyPath:
+    """Full key path of the duplicate (or non-string) key found on ``line`` (re-walks the node tree; only runs on
+    that error)."""
 
     def walk(node: yaml.Node, path: KeyPath) -> KeyPath | None:
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
             for key_node, value_node in node.value:
-                key = key_node.value
-                if key_node.start_mark.line + 1 == line and key in seen:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                on_line = key_node.start_mark.line + 1 == line
+                if on_line and (key_node.tag != "tag:yaml.org,2002:str" if non_string else key in seen):
                     return (*path, key)
                 seen.add(key)
                 found = walk(value_node, (*path, key))
@@ -111,15 +225,20 @@ def _duplicate_key_path(text: str, line: int) -> KeyPath:
 
 
 def load_lined(text: str) -> Any:
-    """Parse one YAML document into LinedDict/LinedList/scalars. Raises YamlProblem on syntax or duplicate keys."""
+    """Parse one YAML document into LinedDict/LinedList/scalars. Raises YamlProblem on syntax, duplicate or
+    non-string keys, and past the bounds above."""
     try:
+        _check_bounds(text)
         return yaml.load(text, Loader=_LinedLoader)  # noqa: S506 - a SafeLoader subclass
     except YamlProblem as problem:
         if problem.key_path:
-            raise YamlProblem(
-                problem.line, _duplicate_key_path(text, problem.line) or problem.key_path, problem.message
-            ) from None
+            non_string = problem.key_path == (_NOT_A_STRING,)
+            found = _duplicate_key_path(text, problem.line, non_string)
+            fallback = () if non_string else problem.key_path
+            raise YamlProblem(problem.line, found or fallback, problem.message) from None
         raise
+    except RecursionError:  # pragma: no cover - the depth bound comes first
+        raise YamlProblem(1, (), f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else 1
@@ -127,6 +246,11 @@ def load_lined(text: str) -> Any:
         raise YamlProblem(line, (), f"YAML syntax: {what}") from None
     except yaml.YAMLError as error:
         raise YamlProblem(1, (), f"YAML syntax: {error}") from None
+
+
+def load_file(path: str | Path) -> Any:
+    """:func:`read_text` then :func:`load_lined` (YamlProblem for bad bytes or YAML; OSError for the caller)."""
+    return load_lined(read_text(path))
 
 
 def line_of(data: Any, key_path: KeyPath) -> int | None:

@@ -1,0 +1,130 @@
+"""tools.core.yamlio: line numbers kept, and every hostile input ends in one YamlProblem with a line."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tools.core import yamlio
+from tools.core.yamlio import YamlProblem, decode, line_of, load_file, load_lined
+
+
+def _laughs(levels: int = 9) -> str:
+    """A "billion laughs": a few hundred bytes whose aliases expand to 9**levels strings."""
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        prev, name = chr(96 + i), chr(97 + i)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def problem(text: str) -> YamlProblem:
+    with pytest.raises(YamlProblem) as caught:
+        load_lined(text)
+    return caught.value
+
+
+def test_lines_and_key_paths_are_kept() -> None:
+    data = load_lined("a:\n  b:\n    - x\n    - y: 1\n")
+    assert line_of(data, ("a", "b", 1, "y")) == 4 and line_of(data, ("a",)) == 1
+
+
+def test_anchors_and_merge_keys_azure_accepts_still_load() -> None:
+    data = load_lined("base: &b {x: 1, y: [1, 2]}\nd:\n  <<: *b\n  z: 2\ncopy: *b\n")
+    assert data["d"] == {"x": 1, "y": [1, 2], "z": 2} and data["copy"] == {"x": 1, "y": [1, 2]}
+
+
+def test_billion_laughs_is_refused_at_the_alias_that_crosses_the_budget() -> None:
+    text = _laughs()
+    assert len(text) < 500
+    found = problem(text)
+    assert "aliases expand to more than" in str(found) and found.line in range(2, 10)
+
+
+def test_billion_laughs_memory_stays_bounded(tmp_path: Path) -> None:
+    """In a child capped at 1 GiB of address space: expanding 9**9 strings would need far more."""
+    (tmp_path / "bomb.yaml").write_text(_laughs())
+    code = textwrap.dedent(
+        """
+        import sys
+        from tools.core.yamlio import YamlProblem, load_file, plain
+        try:
+            plain(load_file(sys.argv[1]))
+        except YamlProblem as problem:
+            print(problem.line, problem)
+        """
+    )
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "bomb.yaml")],
+        capture_output=True, text=True, timeout=60, preexec_fn=cap,  # noqa: PLW1509 - the cap is the point
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "aliases expand" in proc.stdout and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "text", ["a: " + "[" * 1000 + "]" * 1000, "".join("  " * i + f"k{i}:\n" for i in range(150)) + "  " * 150 + "v\n"]
+)
+def test_deep_nesting_is_one_problem(text: str) -> None:
+    found = problem(text)
+    assert f"nested more than {yamlio.MAX_DEPTH} levels" in str(found)
+
+
+def test_nesting_within_the_bound_loads() -> None:
+    assert load_lined("a: " + "[" * 50 + "1" + "]" * 50)["a"] is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line", "shown"),
+    [
+        ("name: x\ntags:\n  team: a\n  1: b\n", ("tags", "1"), 4, "'1' is read as an int"),
+        ("tags:\n  yes: b\n", ("tags", "yes"), 2, "'yes' is read as a bool"),
+        ("a:\n  b:\n    2024-01-01: x\n", ("a", "b", "2024-01-01"), 3, "read as a date"),
+        ("a:\n  ? [1, 2]\n  : x\n", ("a", "?"), 2, "not a mapping or a list"),
+    ],
+)
+def test_non_string_keys_name_their_line_and_path(text: str, path: tuple, line: int, shown: str) -> None:
+    found = problem(text)
+    assert (found.line, found.key_path) == (line, path) and shown in str(found)
+
+
+def test_duplicate_keys_keep_their_path() -> None:
+    found = problem("a:\n  b: 1\n  b: 2\n")
+    assert (found.line, found.key_path) == (3, ("a", "b")) and "first defined on line 2" in str(found)
+
+
+def test_nul_characters_are_refused() -> None:
+    assert problem('a: 1\nb: "x\\0y"\n').line == 2
+    with pytest.raises(YamlProblem) as caught:
+        decode(b"a: 1\nb: x\x00\n")
+    assert (caught.value.line, caught.value.column) == (2, 5)
+
+
+def test_bad_bytes_are_named_by_line_and_column() -> None:
+    with pytest.raises(YamlProblem) as caught:
+        decode("a: 1\nname: caf".encode() + b"\xe9\n")
+    assert (caught.value.line, caught.value.column) == (2, 10)
+    assert "not UTF-8: byte 0xe9 at column 10" in str(caught.value)
+    assert decode(b"\xef\xbb\xbfa: 1\n") == "a: 1\n"  # a BOM is dropped
+
+
+def test_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yamlio, "MAX_BYTES", 100)
+    (tmp_path / "big.yaml").write_text("k: " + "x" * 200 + "\n")
+    with pytest.raises(YamlProblem, match="read up to 100 bytes"):
+        load_file(tmp_path / "big.yaml")
+
+
+@pytest.mark.parametrize("text", ["a: [1, 2\n", "a: *nope\n", "---\na: 1\n---\nb: 2\n", "a:\tb: c\n", "\t- x"])
+def test_malformed_yaml_is_a_problem_with_a_line(text: str) -> None:
+    found = problem(text)
+    assert found.line >= 1 and str(found).startswith("YAML syntax")
