@@ -24,7 +24,8 @@ from tools.render.engine import default_out_dir, render_workspace, write_rendere
 from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
 from tools.validate.document import Spec, parse_spec
 from tools.validate.findings import ERROR, Finding, promote_warnings, to_github, to_json, to_junit, to_text
-from tools.validate.rules import RuleContext, check_specs, relative_display
+from tools.validate.rules import RuleContext, check_specs
+from tools.validate.rules.files import relative_display
 
 ALL_LAYERS = "ABCD"
 LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)

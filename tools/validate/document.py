@@ -121,3 +121,14 @@ def parse_spec(path: Path, display: str, text: str | None = None) -> Spec:
     if spec.kind is None:
         spec.findings.append(Finding(display, 1, (), "cannot tell which Azure ML spec kind this is", "A"))
     return spec
+
+
+def spec_from_dict(data: dict[str, Any], kind: str | None = None, path: Path | str = "spec.yml") -> Spec:
+    """A Spec from a literal dict (for rule tests): dumped to YAML and parsed, so key paths have lines; ``kind``
+    overrides what the content and its ``$schema`` say."""
+    import yaml
+
+    spec = parse_spec(Path(path), str(path), yaml.safe_dump(data, sort_keys=False))
+    if kind is not None:
+        spec.kind = kind
+    return spec

@@ -192,7 +192,8 @@ def _resolve_class(dotted: str) -> type:
     try:
         return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        raise UserError(f"{active().relative(active().kinds_file)}: schema_class {dotted!r} not found in the installed azure-ai-ml") from exc
+        where = active().relative(active().kinds_file)
+        raise UserError(f"{where}: schema_class {dotted!r} not found in the installed azure-ai-ml") from exc
 
 
 def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""The model catalog and SKU table (schemas/catalog/): fine-tuning and inference SKU allow-lists, GPU counts per
+node, retired models, unknown VM sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.core.repo import models, sku_gpus
+from tools.validate.document import Spec
+from tools.validate.findings import WARNING
+from tools.validate.rules.bindings import parent_binding
+from tools.validate.rules.contracts import step_contract
+from tools.validate.rules.uris import WORKSPACE_ASSET, model_name_from_uri
+
+
+def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+    data = spec.data
+    if spec.kind == "pipelineJob":
+        top_inputs = data.get("inputs") or {}
+        jobs = data.get("jobs")
+        for step_name, step in jobs.items() if isinstance(jobs, dict) else []:
+            if isinstance(step, dict):
+                contract, _ = step_contract(spec, step)
+                inputs = step.get("inputs")
+                if contract and isinstance(inputs, dict):
+                    _finetune_compute(("jobs", step_name), inputs, top_inputs, emit, context, contract["inputs"])
+        for name, value in top_inputs.items() if isinstance(top_inputs, dict) else []:
+            if isinstance(value, dict):
+                retired(model_name_from_uri(value.get("path")), ("inputs", name, "path"), emit, "fine-tuning it")
+    elif spec.kind == "amlCompute":
+        size = data.get("size")
+        if isinstance(size, str) and sku_gpus(size) is None:
+            emit(("size",), f"unknown VM size {size} (add it to schemas/catalog/skus.yaml)", WARNING, "sku")
+    elif spec.kind == "managedOnlineDeployment":
+        _deployment(data, emit, context)
+
+
+def retired(model_name: str | None, key_path: tuple, emit, purpose: str) -> None:  # noqa: ANN001
+    facts = models().get(model_name or "")
+    if facts and facts.get("status") == "retired":
+        alternatives = ", ".join(facts.get("alternatives") or []) or "none recorded"
+        emit(
+            key_path,
+            f"{model_name} is RETIRED ({facts.get('retired_note', 'retired')}): {purpose} will fail in "
+            f"Azure; active alternatives: {alternatives}",
+            WARNING,
+            "retired-model",
+        )
+
+
+def _resolve_input(value: Any, top_inputs: Any) -> Any:
+    bound = parent_binding(value)
+    if bound and bound[0] == "inputs" and isinstance(top_inputs, dict):
+        target = top_inputs.get(bound[1])
+        return target.get("path") if isinstance(target, dict) else target
+    if isinstance(value, dict):
+        return value.get("path")
+    return value
+
+
+def _finetune_compute(base: tuple, inputs: dict, top_inputs: Any, emit, context, declared: dict) -> None:  # noqa: ANN001
+    model_name = model_name_from_uri(_resolve_input(inputs.get("mlflow_model_path"), top_inputs))
+    if model_name is None or "compute_finetune" not in declared:
+        return
+    compute = inputs.get("compute_finetune", declared["compute_finetune"].get("default"))
+    if compute == "serverless":
+        sku = inputs.get("instance_type_finetune", declared["instance_type_finetune"].get("default"))
+        sku_key = (*base, "inputs", "instance_type_finetune")
+    else:
+        sku = context.computes.get(str(compute).removeprefix("azureml:"))
+        sku_key = (*base, "inputs", "compute_finetune")
+        if sku is None:
+            return  # the cluster spec is not part of this validation run
+    if not isinstance(sku, str):
+        return
+    facts = models().get(model_name)
+    allowed = (facts or {}).get("finetune_skus") or []
+    if allowed and sku.lower() not in {s.lower() for s in allowed}:
+        emit(
+            sku_key,
+            f"{sku} is not on {model_name}'s fine-tuning allow-list ({', '.join(allowed)})",
+            rule="sku-allow-list",
+        )
+    gpus = sku_gpus(sku)
+    requested = inputs.get("number_of_gpu_to_use_finetuning", declared["number_of_gpu_to_use_finetuning"]["default"])
+    if gpus is None:
+        emit(sku_key, f"unknown VM size {sku} (add it to schemas/catalog/skus.yaml)", WARNING, "sku")
+    elif gpus == 0:
+        emit(sku_key, f"{sku} has no GPU; fine-tuning needs a GPU SKU", rule="sku")
+    elif isinstance(requested, int) and requested != gpus:
+        emit(
+            (*base, "inputs", "number_of_gpu_to_use_finetuning"),
+            f"{requested} GPUs requested but {sku} has {gpus} per node (it must equal the SKU's GPU count)",
+            rule="gpu-count",
+        )
+
+
+def base_model_of(model: Any, context) -> str | None:  # noqa: ANN001
+    """The catalog model a deployment ultimately serves: directly, or via the registered model's base_model tag."""
+    if not isinstance(model, str):
+        return None
+    direct = model_name_from_uri(model)
+    if direct in models():
+        return direct
+    name = direct
+    if name is None:
+        match = WORKSPACE_ASSET.match(model)
+        name = match["name"] if match else None
+    return model_name_from_uri(context.registered_models.get(name or ""))
+
+
+def _deployment(data: dict, emit, context) -> None:  # noqa: ANN001
+    base_model = base_model_of(data.get("model"), context)
+    if not base_model:
+        return
+    retired(base_model, ("model",), emit, "serving it")
+    allowed = (models().get(base_model) or {}).get("inference_skus") or []
+    sku = data.get("instance_type")
+    if isinstance(sku, str) and allowed and sku.lower() not in {s.lower() for s in allowed}:
+        emit(
+            ("instance_type",),
+            f"{sku} is not on {base_model}'s inference allow-list ({', '.join(allowed)})",
+            rule="sku-allow-list",
+        )
+    elif isinstance(sku, str) and not allowed:
+        emit(
+            ("instance_type",),
+            f"no inference allow-list recorded for {base_model} in schemas/catalog/models.yaml",
+            WARNING,
+            "sku-allow-list",
+        )

@@ -1,0 +1,197 @@
+"""Pipeline steps match their component's interface: a registry component's committed contract
+(``schemas/contracts/``) or a local component spec. Input names, types, enums, required inputs, output names and
+the types of the pipeline outputs they bind to."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from tools.core.repo import contracts
+from tools.validate.document import DATA_TYPES, MODEL_TYPES, Spec
+from tools.validate.findings import WARNING
+from tools.validate.rules.bindings import parent_binding
+from tools.validate.rules.uris import REGISTRY_ASSET
+
+SCALAR_TYPES = ("string", "integer", "number", "boolean")
+
+
+def step_contract(spec: Spec, step: dict) -> tuple[dict | None, str]:
+    """The interface of a step's component and where it came from: ("local"|"registry"|"none"|"unknown")."""
+    component = step.get("component")
+    if isinstance(component, str) and not component.startswith("azureml:"):
+        contract = local_component_contract(spec.path.parent / component)
+        return contract, "local" if contract else "unknown"
+    match = REGISTRY_ASSET.match(component) if isinstance(component, str) else None
+    if not match or match["noun"] != "components":
+        return None, "none"
+    contract = contracts().get(match["name"])
+    return contract, "registry" if contract else "unknown"
+
+
+def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+    if spec.kind != "pipelineJob":
+        return
+    data = spec.data
+    jobs = data.get("jobs") or {}
+    if not isinstance(jobs, dict):
+        return
+    for step_name, step in jobs.items():
+        if isinstance(step, dict):
+            _check_step(spec, ("jobs", step_name), step, data.get("inputs") or {}, data.get("outputs") or {}, emit)
+
+
+def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_outputs: Any, emit) -> None:  # noqa: ANN001
+    component = step.get("component")
+    contract, source = step_contract(spec, step)
+    if source == "none" or (source == "unknown" and not str(component).startswith("azureml:")):
+        return  # not a component reference we know how to read (missing local file: layer B reports it)
+    match = REGISTRY_ASSET.match(component)
+    if contract is None:
+        emit(
+            (*base, "component"),
+            f"registry component {match['name']} has no committed contract in "
+            "schemas/contracts/: its inputs cannot be checked",
+            WARNING,
+            "contract",
+        )
+        return
+    if match and match["sel"] == "versions" and str(match["ref"]) != str(contract["version"]):
+        emit(
+            (*base, "component"),
+            f"{match['name']} version {match['ref']} differs from the committed contract "
+            f"version {contract['version']}: update schemas/contracts/{match['name']}.yaml first",
+            rule="contract",
+        )
+    declared = contract["inputs"]
+    step_inputs = step.get("inputs") or {}
+    if not isinstance(step_inputs, dict):
+        return
+    for name, value in step_inputs.items():
+        key = (*base, "inputs", name)
+        if name not in declared:
+            close = difflib.get_close_matches(str(name), list(declared), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            emit(
+                key,
+                f"'{name}' is not an input of {contract['name']} {contract['version']}{hint}",
+                rule="contract-input",
+            )
+            continue
+        check_input_value(key, value, declared[name], top_inputs, emit, contract)
+    for name, facts in declared.items():
+        if not facts.get("optional", True) and "default" not in facts and name not in step_inputs:
+            emit((*base, "inputs"), f"required input '{name}' of {contract['name']} is missing", rule="contract-input")
+    outputs = step.get("outputs") or {}
+    for name, value in outputs.items() if isinstance(outputs, dict) else []:
+        key = (*base, "outputs", name)
+        if name not in contract.get("outputs", {}):
+            close = difflib.get_close_matches(str(name), list(contract.get("outputs", {})), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            emit(key, f"'{name}' is not an output of {contract['name']}{hint}", rule="contract-output")
+            continue
+        bound = parent_binding(value)
+        if bound and bound[0] == "outputs" and isinstance(top_outputs, dict):
+            target = top_outputs.get(bound[1])
+            expected = contract["outputs"][name]["type"]
+            if isinstance(target, dict) and target.get("type") not in (None, expected):
+                emit(
+                    key,
+                    f"binds {contract['name']} output '{name}' ({expected}) to pipeline output "
+                    f"'{bound[1]}' of type {target.get('type')}",
+                    rule="contract-output",
+                )
+
+
+def local_component_contract(path: Path) -> dict | None:
+    """A local component spec's interface in the shape of a committed contract (inputs, outputs)."""
+    from tools.core.yamlio import YamlProblem, load_lined
+
+    try:
+        data = load_lined(path.read_text())
+    except (OSError, UnicodeDecodeError, YamlProblem):
+        return None
+    if not isinstance(data, dict):
+        return None
+    inputs = {}
+    for name, facts in (data.get("inputs") or {}).items() if isinstance(data.get("inputs"), dict) else []:
+        facts = facts if isinstance(facts, dict) else {}
+        entry = {"type": facts.get("type", "string"), "optional": bool(facts.get("optional", False))}
+        if "default" in facts:
+            entry["default"] = facts["default"]
+        if isinstance(facts.get("enum"), list):
+            entry["enum"] = [str(e) for e in facts["enum"]]
+        if "min" in facts:
+            entry["min"] = facts["min"]
+        inputs[name] = entry
+    raw_outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
+    outputs = {name: {"type": (facts or {}).get("type") if isinstance(facts, dict) else None}
+               for name, facts in raw_outputs.items()}  # fmt: skip
+    return {"name": data.get("name", path.name), "version": data.get("version"), "inputs": inputs, "outputs": outputs}
+
+
+def check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit, contract: dict) -> None:  # noqa: ANN001
+    """One step input against its declared type, enum and minimum."""
+    expected = facts["type"]
+    enum = facts.get("enum")
+    bound = parent_binding(value)
+    if bound:
+        if bound[0] == "inputs" and isinstance(top_inputs, dict):
+            target = top_inputs.get(bound[1])
+            actual = target.get("type") if isinstance(target, dict) else None
+            if actual and expected not in SCALAR_TYPES and actual != expected:
+                emit(
+                    key,
+                    f"bound to pipeline input '{bound[1]}' of type {actual}; {contract['name']} expects {expected}",
+                    rule="contract-type",
+                )
+        return
+    if isinstance(value, dict):
+        actual = value.get("type")
+        if expected in ("string", "integer", "number"):
+            emit(key, f"expected a {expected} value, got a mapping", rule="contract-type")
+        elif actual and actual != expected:
+            emit(key, f"expected type {expected}, got {actual}", rule="contract-type")
+        return
+    if enum:
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+            emit(
+                key,
+                f"YAML boolean {text} where {contract['name']} expects the string \"{text}\" (quote it: '{text}')",
+                rule="string-enum",
+            )
+        elif not isinstance(value, str):
+            emit(
+                key,
+                f"expected one of {', '.join(repr(e) for e in enum)} as a string, got {type(value).__name__} "
+                f"{value!r} (quote it)",
+                rule="string-enum",
+            )
+        elif value not in enum:
+            close = difflib.get_close_matches(value, enum, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            emit(key, f"expected one of {', '.join(enum)}, got {value!r}{hint}", rule="string-enum")
+        return
+    if expected == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            emit(key, f"expected an integer, got {type(value).__name__} {value!r}", rule="contract-type")
+        elif "min" in facts and value < facts["min"]:
+            emit(key, f"{value} is below the minimum {facts['min']}", rule="range")
+    elif expected == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            hint = " (PyYAML reads 1e-8 as a string: write 1.0e-08)" if isinstance(value, str) and "e" in value else ""
+            emit(key, f"expected a number, got {type(value).__name__} {value!r}{hint}", rule="contract-type")
+    elif expected == "string":
+        if not isinstance(value, str):
+            emit(key, f"expected a string, got {type(value).__name__} {value!r}", rule="contract-type")
+    elif expected == "boolean":
+        if not isinstance(value, bool):
+            emit(key, f"expected a boolean, got {type(value).__name__} {value!r}", rule="contract-type")
+    elif expected in MODEL_TYPES | DATA_TYPES and isinstance(value, str) and not value.startswith(("azureml:", "${{")):
+        emit(
+            key,
+            f"expected a {expected} input (a mapping with type/path or a binding), got {value!r}",
+            rule="contract-type",
+        )

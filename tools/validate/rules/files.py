@@ -1,0 +1,45 @@
+"""Local paths a spec references exist, relative to the spec file: code folders, conda files, data files, pipeline
+input files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tools.validate.document import Spec
+
+
+def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+    data = spec.data
+    if spec.kind in ("commandJob", "commandComponent") and isinstance(data.get("code"), str):
+        local_path(spec, ("code",), data["code"], emit, "code folder")
+    elif spec.kind == "data":
+        local_path(spec, ("path",), data.get("path"), emit, "data file")
+    elif spec.kind == "environment" and isinstance(data.get("conda_file"), str):
+        local_path(spec, ("conda_file",), data["conda_file"], emit, "conda file")
+    elif spec.kind == "pipelineJob":
+        inputs = data.get("inputs")
+        for name, value in inputs.items() if isinstance(inputs, dict) else []:
+            if isinstance(value, dict):
+                local_path(spec, ("inputs", name, "path"), value.get("path"), emit, "input file")
+
+
+def local_path(spec: Spec, key_path: tuple, value: Any, emit, what: str) -> None:  # noqa: ANN001
+    """A local (non-URI) path must exist relative to the spec file."""
+    if not isinstance(value, str) or ":" in value.split("/")[0] or value.startswith("${{"):
+        return
+    target = (spec.path.parent / value).resolve()
+    if not target.exists():
+        emit(
+            key_path,
+            f"{what} {value!r} does not exist (looked for {relative_display(target, Path.cwd())}); "
+            "run `python -m tools data prepare` or fix the path",
+            rule="local-path",
+        )
+
+
+def relative_display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

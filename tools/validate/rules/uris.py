@@ -1,0 +1,62 @@
+"""azureml: references are well-formed: registry assets, job outputs, datastore paths, workspace assets.
+
+The forms are Azure ML's documented URI schemes (https://learn.microsoft.com/azure/machine-learning/
+concept-data#uri and reference-yaml-core-syntax); the regular expressions live here and other rules import them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tools.validate.document import Spec
+from tools.validate.rules._walk import walk
+
+REGISTRY_ASSET = re.compile(
+    r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
+    r"/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)/(?:(?P<sel>versions|labels)/(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*))$"
+)
+JOB_OUTPUT = re.compile(r"^azureml://jobs/[A-Za-z0-9_-]+/outputs/[A-Za-z0-9_]+(/.*)?$")
+DATASTORE_PATH = re.compile(
+    r"^azureml://(subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?datastores/[A-Za-z0-9_]+/paths/.+$"
+)
+WORKSPACE_ASSET = re.compile(
+    r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+)|@(?P<label>[A-Za-z0-9_-]+))?$"
+)
+ASSET_KEYS = ("path", "model", "environment", "component", "compute")
+
+
+def model_name_from_uri(uri: object) -> str | None:
+    match = REGISTRY_ASSET.match(uri) if isinstance(uri, str) else None
+    return match["name"] if match and match["noun"] == "models" else None
+
+
+def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+    """Every azureml: reference in the spec is well-formed."""
+    for path, value in walk(spec.data):
+        if not isinstance(value, str) or path == ("$schema",):
+            continue
+        if value.startswith("azureml://registries/"):
+            if not REGISTRY_ASSET.match(value):
+                emit(
+                    path,
+                    f"malformed registry URI {value!r} (expected azureml://registries/<registry>/"
+                    "<components|models|environments|data>/<name>/versions/<version> or .../labels/<label>)",
+                    rule="registry-uri",
+                )
+        elif value.startswith("azureml://jobs/"):
+            if not JOB_OUTPUT.match(value):
+                emit(
+                    path,
+                    f"malformed job output URI {value!r} (expected azureml://jobs/<job>/outputs/<output>)",
+                    rule="job-uri",
+                )
+        elif value.startswith("azureml://"):
+            if not DATASTORE_PATH.match(value):
+                emit(
+                    path,
+                    f"malformed azureml URI {value!r} (expected azureml://registries/..., azureml://jobs/... "
+                    "or azureml://datastores/<datastore>/paths/<path>)",
+                    rule="uri",
+                )
+        elif value.startswith("azureml:") and path and path[-1] in ASSET_KEYS and not WORKSPACE_ASSET.match(value):
+            emit(path, f"malformed asset reference {value!r} (expected azureml:<name>:<version>)", rule="asset-ref")
