@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tools.validate.bindings import ERROR, WARNING, Place, check, has_expression, parse
 
 
