@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "promote": ("tools.operate.promote", "promote a model version from one workspace to another via a registry"),
     "diff": ("tools.operate.diff", "unified diff of rendered specs between revisions or workspaces"),
     "demo": ("tools.demo.story", "the whole chain locally on embedded defaults"),
+    "catalog": ("tools.catalog.cli", "generate the model catalog from registry model metadata (az ml model show)"),
 }
 
 # Exit codes of every command: 0 success, 1 findings/errors in the input, 2 could not run (usage, unreadable
