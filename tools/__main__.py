@@ -9,7 +9,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from tools.core.errors import UserError
+from tools.core.errors import CloudRefused, UserError
 from tools.core.offline import apply_offline_env
 from tools.core.repo import select
 
@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("tools.operate.apply", "run the plan step by step (dry run unless --execute)"),
     "promote": ("tools.operate.promote", "promote a model version from one workspace to another via a registry"),
     "diff": ("tools.operate.diff", "unified diff of rendered specs between revisions or workspaces"),
+    "rollback": ("tools.operate.rollback", "move an endpoint's traffic back to its previous deployment"),
+    "drift": ("tools.operate.drift", "compare what Azure holds with the rendered specs; exit 1 on drift"),
     "demo": ("tools.demo.story", "the whole chain locally on embedded defaults"),
     "catalog": ("tools.catalog.cli", "generate the model catalog from registry model metadata (az ml model show)"),
 }
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     select(getattr(args, "root", None))  # a command's --root DIR: every fact is read from DIR
     try:
         return int(module.run(args) or 0)
-    except UserError as error:
+    except (UserError, CloudRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

@@ -1,46 +1,42 @@
 """`python -m tools apply`: run a workspace's plan step by step. A dry run (the plan, printed) unless --execute.
 
-Each step runs `az` as a subprocess from the repo root, output streamed; a step that captures a value (the job's
-name from `az ml job create --query name -o tsv`, resource ids) has its stdout read instead. Values flow into later
-steps: the model registration uses the validated model spec with `--path azureml://jobs/$JOB_NAME/outputs/...`
-(the only value not known at render time), so no second render is needed. `--job-name` supplies JOB_NAME when the
-register stage runs without the train stage. Steps whose `show` probe succeeds reuse what exists.
+Every step can run again on the state it left (``tools.operate.reconcile``): resources are shown first, created
+when missing, updated when they differ, left alone when equal, and each step says which. Captured values flow
+into later steps: the job's name from `az ml job create --query name -o tsv` feeds the registration
+(`--path azureml://jobs/$JOB_NAME/outputs/...`); `--job-name` supplies it when register runs without train. The
+model version a run registers must be free before a job is submitted (`--next-model-version` picks the next one
+and writes it to the workspace's values). The deployment rolls out blue/green beside a live one
+(``tools.operate.rollout``); the quota it needs is checked against Azure's usage before it is created.
 
-The first failing step stops the run with its name and the exact command; a failed deployment also prints the
-`az ml online-deployment get-logs` commands for both containers. Destructive steps (endpoint delete) are refused
+The first failing step stops the run with its name and the exact command (exit 1: the cloud refused it); a failed
+deployment prints the `get-logs` commands for both containers. Destructive steps (endpoint delete) are refused
 unless --yes is given: the refusal comes before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from tools.core.errors import UserError
-from tools.operate.plan import (
+from tools.core.errors import CloudRefused, UserError
+from tools.operate import reconcile, rollout
+from tools.operate.az import Az
+from tools.operate.options import add_plan_arguments, plan_from_args
+from tools.operate.plan import title
+from tools.operate.stages import job_spec, registered_model
+from tools.operate.steps import (
     JOB_NAME_VAR,
     SAMPLE_REQUEST,
     SAMPLE_REQUEST_HINT,
     VARIABLE,
     Step,
-    add_plan_arguments,
     format_plan,
     free_variables,
-    plan_from_args,
     shell_command,
 )
-
-
-class StepFailed(UserError):
-    """A step exited non-zero (exit 1: the cloud said no, not a mistake in the arguments)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, exit_code=1)
+from tools.operate.workspace import Workspace
 
 
 def substitute(argv: tuple[str, ...], variables: dict[str, str]) -> list[str]:
@@ -55,56 +51,73 @@ def substitute(argv: tuple[str, ...], variables: dict[str, str]) -> list[str]:
     return [VARIABLE.sub(one, word) for word in argv]
 
 
-def _stream(argv: list[str], cwd: Path) -> int:
-    return subprocess.run(argv, cwd=cwd, check=False).returncode
-
-
-def _capture(argv: list[str], cwd: Path) -> tuple[int, str]:
-    result = subprocess.run(argv, cwd=cwd, check=False, stdout=subprocess.PIPE, text=True)
-    return result.returncode, result.stdout.strip()
-
-
-def _quiet(argv: list[str], cwd: Path) -> int:
-    return subprocess.run(argv, cwd=cwd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-
-
-def _fail(step: Step, argv: list[str], why: str) -> StepFailed:
+def _hints(step: Step) -> None:
     for hint in step.on_failure:
         print(f"hint: {shell_command(hint)}", file=sys.stderr)
-    return StepFailed(f"step {step.name} failed ({why}): {shell_command(argv)}")
 
 
-def execute(steps: list[Step], root: Path, variables: dict[str, str]) -> dict[str, str]:
-    """Run the steps in order; returns the captured variables. Raises StepFailed at the first failure."""
+def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str, str]) -> str:
+    """Run one step; returns what it did (created / updated / unchanged / done / the captured value)."""
+    argv = substitute(step.argv, variables)
+    if step.action == "ensure":
+        return reconcile.ensure(az, ws, step, argv)
+    if step.action == "model-free":
+        return reconcile.model_free(az, ws, step)
+    if step.action == "register":
+        return reconcile.register(az, ws, step, argv)
+    if step.action == "rollout":
+        return rollout.deploy(az, ws, step, root)
+    if step.captures:
+        value = az.capture(argv, f"step {step.name}")
+        if not value:
+            raise CloudRefused(f"step {step.name} failed (it printed no {step.captures}): {shell_command(argv)}")
+        if step.expect is not None and value != step.expect:
+            raise CloudRefused(f"step {step.name} failed ({step.captures} is {value}, expected {step.expect})")
+        variables[step.captures] = value
+        return f"{step.captures}={value}"
+    az.run(argv, f"step {step.name}")
+    return "done"
+
+
+def execute(az: Az, ws: Workspace, steps: list[Step], root: Path, variables: dict[str, str]) -> dict[str, str]:
+    """Run the steps in order; returns the captured variables. Raises CloudRefused at the first failure."""
     variables = dict(variables)
     for index, step in enumerate(steps, 1):
         for needed in step.needs_files:
             if not (root / needed).is_file():
                 hint = f" (write it with: {SAMPLE_REQUEST_HINT})" if needed == SAMPLE_REQUEST else ""
                 raise UserError(f"step {step.name}: {needed} does not exist{hint}")
-        argv = substitute(step.argv, variables)
         print(f"==> [{index}/{len(steps)}] {step.name}: {step.description}", flush=True)
-        if step.skip_if:
-            probe = substitute(step.skip_if, variables)
-            if _quiet(probe, root) == 0:
-                print(f"    exists, reused ({shell_command(probe)})", flush=True)
-                continue
-        print(f"    $ {shell_command(argv)}", flush=True)
-        if step.captures:
-            code, value = _capture(argv, root)
-            if code != 0:
-                raise _fail(step, argv, f"exit {code}")
-            if not value:
-                raise _fail(step, argv, f"it printed no {step.captures}")
-            if step.expect is not None and value != step.expect:
-                raise _fail(step, argv, f"{step.captures} is {value}, expected {step.expect}")
-            variables[step.captures] = value
-            print(f"    {step.captures}={value}", flush=True)
-        else:
-            code = _stream(argv, root)
-            if code != 0:
-                raise _fail(step, argv, f"exit {code}")
+        try:
+            outcome = run_step(az, ws, step, root, variables)
+        except CloudRefused as error:
+            if step.action != "rollout":  # a rollout prints its new deployment's logs commands itself
+                _hints(step)
+            message = str(error)
+            prefixed = message.startswith(("step ", "rollout "))
+            raise CloudRefused(message if prefixed else f"step {step.name}: {message}") from None
+        print(f"    {outcome}", flush=True)
     return variables
+
+
+def bump_model_version(az: Az, ws: Workspace, job: str | None, root: Path) -> bool:
+    """--next-model-version: write the next free registered_model.version to the workspace's values (and its
+    render); True when it changed."""
+    from tools.core.files import atomic_write_text
+    from tools.operate.promote import set_values_key
+
+    name, version = registered_model(ws, job_spec(ws, job))
+    free = reconcile.next_free_version(az, ws, name)
+    if version.isdigit() and int(version) >= free:
+        return False  # the values' version is still free
+    path = root / "workspaces" / f"{ws.values_name}.yaml"
+    atomic_write_text(path, set_values_key(path.read_text(), ("registered_model", "version"), free))
+    from tools.render.engine import render
+
+    render(ws.values_name, root).write()
+    print(f"--next-model-version: {name}:{version} exists; workspaces/{ws.values_name}.yaml now registers "
+          f"{name}:{free} (commit it)", flush=True)  # fmt: skip
+    return True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,17 +125,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--execute", action="store_true", help="run the commands (default: print them: a dry run)")
     parser.add_argument("--yes", action="store_true", help="allow destructive steps (endpoint delete)")
     parser.add_argument("--job-name", metavar="NAME", help="JOB_NAME for a register stage run without train")
+    parser.add_argument(
+        "--next-model-version", action="store_true",
+        help="when registered_model.version exists already, register the next free version (written to the values)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    name, stages, ws, steps = plan_from_args(args)
+    stages, ws, steps = plan_from_args(args)
+    root = args.root.resolve()
     variables = {JOB_NAME_VAR: args.job_name} if args.job_name else {}
     missing = [v for v in free_variables(steps) if v not in variables]
     destructive = [s.name for s in steps if s.destructive]
+    invocation = f"python -m tools apply --workspace {ws.values_name} --stage {args.stage}"
     if not args.execute:
-        sys.stdout.write(
-            format_plan(ws, stages, steps, f"python -m tools apply --workspace {name} --stage {args.stage}")
-        )
+        sys.stdout.write(format_plan(title(ws, stages), invocation, steps))
         note = f"; {', '.join(destructive)} will need --yes" if destructive and not args.yes else ""
         print(f"dry run: {len(steps)} steps planned, nothing run (pass --execute to run them){note}", file=sys.stderr)
         return 0
@@ -130,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"refusing to run destructive steps without --yes: {', '.join(destructive)} (nothing was run)")
     if missing:
         raise UserError(f"stages {','.join(stages)} need {', '.join(missing)}: pass --job-name NAME or add stage train")
-    if shutil.which("az", path=os.environ.get("PATH")) is None:
-        raise UserError("az: not found on PATH (install the Azure CLI and `az extension add --name ml`)")
-    execute(steps, args.root.resolve(), variables)
-    print(f"apply: {name}: {len(steps)} steps done ({', '.join(stages)})")
+    Az.require()
+    az = Az(root)
+    bump = args.next_model_version and {"train", "register"} & set(stages)
+    if bump and bump_model_version(az, ws, args.job, root):
+        stages, ws, steps = plan_from_args(args)
+    execute(az, ws, steps, root, variables)
+    print(f"apply: {ws.values_name}: {len(steps)} steps done ({', '.join(stages)})")
     return 0

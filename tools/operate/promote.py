@@ -19,14 +19,14 @@ import difflib
 import io
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT
-from tools.operate.plan import Step, shell_command
+from tools.operate.az import Az
+from tools.operate.steps import Step, shell_command, shell_line
 
 _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0-9._-]+)$")
 
@@ -74,7 +74,7 @@ def promotion_steps(source: dict[str, Any], registry: str, name: str, version: s
                 *scope,
             ),  # fmt: skip
             f"copy {name}:{version} into registry {registry} (skipped when the registry has it)",
-            skip_if=in_registry,
+            show=in_registry,
         ),
     ]
 
@@ -89,8 +89,12 @@ def _yaml():  # -> ruamel.yaml.YAML
     return yaml
 
 
-def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
-    """The values text with `deployment.model` = {registry, name, version}; everything else byte for byte."""
+def set_values_key(text: str, key_path: tuple[str, ...], value: Any) -> str:
+    """The values text with ``key_path`` set to ``value`` (ruamel round trip: comments, order and layout stay)."""
+    return _set_keys(text, key_path[:-1], {key_path[-1]: value})
+
+
+def _set_keys(text: str, parent: tuple[str, ...], pinned: dict[str, Any]) -> str:
     from ruamel.yaml.comments import CommentedMap
 
     yaml = _yaml()
@@ -99,23 +103,28 @@ def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
         doc = CommentedMap()
     if not isinstance(doc, dict):
         raise UserError("values file: expected a mapping at the top level")
-    deployment = doc.get("deployment")
-    if deployment is None:
-        deployment = doc["deployment"] = CommentedMap()
-    model = deployment.get("model")
-    if not isinstance(model, dict):
-        model = deployment["model"] = CommentedMap()
+    node = doc
+    for key in parent:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = node[key] = CommentedMap()
+        node = child
+    for key, value in pinned.items():
+        if node.get(key) != value or type(node.get(key)) is not type(value):
+            node[key] = value
+    buffer = io.StringIO()
+    yaml.dump(doc, buffer)
+    return buffer.getvalue()
+
+
+def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
+    """The values text with `deployment.model` = {registry, name, version}; everything else byte for byte."""
     pinned: dict[str, Any] = {
         "registry": registry,
         "name": name,
         "version": int(version) if version.isdigit() else version,
     }
-    for key, value in pinned.items():
-        if model.get(key) != value or type(model.get(key)) is not type(value):
-            model[key] = value
-    buffer = io.StringIO()
-    yaml.dump(doc, buffer)
-    return buffer.getvalue()
+    return _set_keys(text, ("deployment", "model"), pinned)
 
 
 def unified(before: str, after: str, label: str) -> str:
@@ -132,16 +141,26 @@ def render_diff(before: dict[str, str], after: dict[str, str], prefix: str) -> s
     return "".join(parts)
 
 
-def _check_exists(step: Step, root: Path) -> None:
-    result = subprocess.run(step.argv, cwd=root, check=False, capture_output=True, text=True)
-    if result.returncode != 0:
-        said = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        detail = f": {said[-1]}" if said else ""
+def _check_exists(az: Az, step: Step) -> None:
+    result = az.call(step.argv, quiet=True)
+    if result.code != 0:
+        detail = f": {result.said()}" if result.said() else ""
         raise UserError(
             f"{step.description.split(' must')[0]} not found ({shell_command(step.argv)} exited "
-            f"{result.returncode}){detail}"
+            f"{result.code}){detail}"
         )
     print(f"==> {step.name}: found", flush=True)
+
+
+def _share(az: Az, step: Step) -> None:
+    """Share unless the registry holds the version already (registry versions are immutable too)."""
+    print(f"==> {step.name}: {step.description}", flush=True)
+    assert step.show is not None
+    if az.show(step.show) is not None:
+        print("    unchanged (the registry has this version)", flush=True)
+        return
+    az.run(step.argv, f"step {step.name}")
+    print("    created", flush=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,11 +173,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.operate.apply import execute
-    from tools.render.engine import default_out_dir, render_workspace, write_rendered
+    from tools.core.files import atomic_write_text
+    from tools.operate.workspace import validate_rendered
+    from tools.render.engine import render
     from tools.render.values import WORKSPACES_DIR, load_values
-    from tools.validate.cli import validate_workspace
-    from tools.validate.findings import ERROR, to_text
+    from tools.validate.findings import to_text
 
     root: Path = args.root.resolve()
     name, version = parse_model_ref(args.model)
@@ -169,41 +188,40 @@ def run(args: argparse.Namespace) -> int:
     registry = str(target["registry"]["name"])
     steps = promotion_steps(source, registry, name, version)
     if args.execute:
-        _check_exists(steps[0], root)
-        execute(steps[1:], root, {})
+        Az.require()
+        az = Az(root)
+        _check_exists(az, steps[0])
+        _share(az, steps[1])
     else:
         print(f"# dry run: the az commands of the promotion (run them with --execute) from {root}")
         for step in steps:
             print(f"# {step.name}: {step.description}")
-            probe = f"{shell_command(step.skip_if)} >/dev/null 2>&1 || \\\n  " if step.skip_if else ""
-            print(probe + shell_command(step.argv))
+            print(shell_line(step))
 
     values_rel = f"{WORKSPACES_DIR}/{args.target}.yaml"
     values_path = root / values_rel
     old_text = values_path.read_text()
     new_text = rewrite_values(old_text, registry, name, version)
     uri = f"azureml://registries/{registry}/models/{name}/versions/{version}"
-    out_dir = default_out_dir(args.target, root)
+    before = render(args.target, root)
+    out_dir = before.out_dir
     prefix = f"{Path(os.path.relpath(out_dir, root)).as_posix()}/" if out_dir != root else ""
     if new_text == old_text:
         print(f"{values_rel}: {args.target} already deploys {uri}: no change")
-        write_rendered(render_workspace(args.target, out_dir, root), out_dir)
+        after = before
     else:
-        before = {f.relpath: f.text for f in render_workspace(args.target, out_dir, root)}
-        from tools.core.files import atomic_write_text
-
         atomic_write_text(values_path, new_text)
         try:
-            files = render_workspace(args.target, out_dir, root)
+            after = render(args.target, root)
         except UserError:
             atomic_write_text(values_path, old_text)
             raise
-        write_rendered(files, out_dir)
         print(unified(old_text, new_text, values_rel), end="")
-        print(render_diff(before, {f.relpath: f.text for f in files}, prefix), end="")
+        print(render_diff({f.relpath: f.text for f in before.files}, {f.relpath: f.text for f in after.files},
+                          prefix), end="")  # fmt: skip
         print(f"{values_rel}: {args.target} now deploys {uri}")
-    report = validate_workspace(args.target, args.layers.upper(), root)
-    errors = [f for f in report.findings if f.severity == ERROR]
+    after.write()
+    _, errors = validate_rendered(after, root, args.layers.upper())
     if errors:
         print(to_text(errors), file=sys.stderr)
         print(f"promote: {args.target} does not validate ({len(errors)} errors)", file=sys.stderr)

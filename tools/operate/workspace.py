@@ -1,0 +1,109 @@
+"""A workspace as the operate commands see it: rendered once (``tools.render.engine.render``), validated once,
+its specs in memory; refused while validation reports errors or the committed render is stale.
+
+Naming: ``values_name`` is the values file's name (``dev``, ``prod``: ``--workspace``); ``ml_workspace`` is the
+Azure ML workspace it points at (``mlw-ultrachat-dev``: ``-w``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One rendered spec: repo-relative path, kind (schemas/kinds.yaml) and content."""
+
+    path: str
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the commands need to know about a workspace (from its values and its render)."""
+
+    values_name: str  # workspaces/<values_name>.yaml
+    subscription: str
+    resource_group: str
+    ml_workspace: str  # Azure ML workspace name (-w)
+    location: str | None
+    identity: str
+    out_dir: str  # where the specs are, repo-relative ("." for the default workspace)
+    values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    specs: tuple[Spec, ...] = ()
+
+    def scope(self) -> list[str]:
+        return ["-g", self.resource_group, "-w", self.ml_workspace, "--subscription", self.subscription]
+
+    def of_kind(self, *wanted: str) -> list[Spec]:
+        return [spec for spec in self.specs if spec.kind in wanted]
+
+    @property
+    def rollout(self) -> dict[str, Any]:
+        return dict(self.values.get("rollout") or {"steps": [100], "keep_old": False, "mirror": 0})
+
+
+def validate_rendered(rendered: Any, root: Path, layers: str = "ABCD") -> tuple[list[Any], list[Any]]:
+    """Parse and validate a RenderedWorkspace's specs in memory: (parsed specs, error findings)."""
+    from tools.validate.cli import validate_specs
+    from tools.validate.document import parse_spec
+    from tools.validate.findings import ERROR
+    from tools.validate.rules.files import relative_display
+
+    parsed = [
+        parse_spec(rendered.path_of(item), relative_display(rendered.path_of(item), root), item.text)
+        for item in rendered.files
+        if item.template.endswith(".j2") and item.relpath.endswith((".yml", ".yaml"))
+    ]
+    report = validate_specs(parsed, layers, rendered.values.data.get("policy", "default"))
+    return parsed, [f for f in report.findings if f.severity == ERROR]
+
+
+def load_workspace(name: str, root: Path, layers: str = "ABCD") -> Workspace:
+    """Render ``name`` once, check the committed render (default workspace) or write build/<name>/ (the others,
+    which `az ml -f` reads), validate the in-memory specs; UserError on findings."""
+    import os
+
+    from tools.core.yamlio import plain
+    from tools.render.engine import check_rendered, render
+    from tools.render.values import DEFAULT_WORKSPACE
+    from tools.validate.findings import to_text
+
+    rendered = render(name, root)
+    if name == DEFAULT_WORKSPACE:
+        stale = check_rendered(list(rendered.files), rendered.out_dir, root)
+        if stale:
+            print("\n".join(stale), file=sys.stderr)
+            raise UserError(f"{name}: committed specs differ from the templates; run `python -m tools render`")
+    else:
+        rendered.write()
+    values = rendered.values.data
+    parsed, errors = validate_rendered(rendered, root, layers)
+    if errors:
+        print(to_text(errors), file=sys.stderr)
+        raise UserError(
+            f"{name}: {len(errors)} validation errors; refusing to plan (python -m tools validate --workspace {name})"
+        )
+    specs = tuple(
+        Spec(Path(os.path.relpath(spec.path, root)).as_posix(), spec.kind or "", plain(spec.data) or {})
+        for spec in parsed
+        if spec.data is not None
+    )
+    ws = values["workspace"]
+    return Workspace(
+        values_name=name,
+        subscription=str(ws["subscription_id"]),
+        resource_group=str(ws["resource_group"]),
+        ml_workspace=str(ws["name"]),
+        location=ws.get("location"),
+        identity=str(values["identity"]["name"]),
+        out_dir=Path(os.path.relpath(rendered.out_dir, root)).as_posix(),
+        values=values,
+        specs=specs,
+    )
