@@ -32,6 +32,12 @@ def job(root: Path, workspace: str = "dev") -> dict:
     return yaml.safe_load(rendered(root, workspace)["jobs/finetune.yml"])
 
 
+def switch_model(root: Path, name: str, version: int, registry: str = "azureml") -> None:
+    """The one values change that moves both Azure-run paths to another registry model."""
+    path = root / "workspaces" / "dev.yaml"
+    path.write_text(path.read_text() + f"\nmodel:\n  registry: {registry}\n  name: {name}\n  version: {version}\n")
+
+
 def test_committed_render_matches_templates(repo_root: Path) -> None:
     files = render_workspace("dev", repo_root, repo_root)
     assert check_rendered(files, repo_root, repo_root) == []
@@ -67,6 +73,9 @@ def test_every_rendered_spec_starts_with_header_and_schema_line(repo_root: Path)
             continue
         lines = text.splitlines()
         assert lines[0].startswith("# Rendered by `python -m tools render`"), relpath
+        if yaml.safe_load(text).get("type") == "finetuning":  # no published $schema for this kind
+            assert not any(line.startswith("$schema:") for line in lines), relpath
+            continue
         assert lines[1].startswith("$schema: https://azuremlschemas.azureedge.net/latest/"), relpath
 
 
@@ -102,22 +111,21 @@ def test_job_follows_the_contract(repo_root: Path) -> None:
     assert step["outputs"] == {"mlflow_model_folder": "${{parent.outputs.trained_model}}"}
     assert data["outputs"] == {"trained_model": {"type": "mlflow_model"}}
     assert data["settings"] == {"force_rerun": True, "continue_on_step_failure": False}
-    assert (
-        data["inputs"]["base_model"]["path"] == "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15"
-    )
+    assert data["inputs"]["base_model"]["path"] == "azureml://registries/azureml/models/Phi-4/versions/8"
 
 
-def test_model_defaults_merge_under_workspace_values_and_non_inputs_drop(repo_root: Path) -> None:
+def test_model_defaults_merge_under_workspace_values_and_non_inputs_drop(repo_root: Path, repo_copy: Path) -> None:
     step = job(repo_root)["jobs"]["finetune"]["inputs"]
-    assert step["apply_deepspeed"] == "true" and step["precision"] == "16"  # model-specific defaults
-    assert step["learning_rate"] == 5.0e-06
-    assert "learning_rate_min" not in step and "learning_rate_max" not in step
-    assert (
-        "dropped (not component inputs): learning_rate_max, learning_rate_min"
-        in rendered(repo_root)["jobs/finetune.yml"]
-    )
+    assert step["apply_deepspeed"] == "true" and step["precision"] == "16"  # Phi-4's model-specific defaults
+    assert step["deepspeed_stage"] == "3" and step["learning_rate"] == 5.0e-06
+    assert "dropped (not component inputs)" not in rendered(repo_root)["jobs/finetune.yml"]
     prod = job(repo_root, "prod")["jobs"]["finetune"]["inputs"]
     assert prod["num_train_epochs"] == 3  # prod.yaml wins over the model default of 1
+    switch_model(repo_copy, "Phi-3-mini-4k-instruct", 15)  # its registry defaults carry two non-inputs
+    text = rendered(repo_copy)["jobs/finetune.yml"]
+    step = yaml.safe_load(text)["jobs"]["finetune"]["inputs"]
+    assert step["deepspeed_stage"] == "2" and "learning_rate_min" not in step and "learning_rate_max" not in step
+    assert "dropped (not component inputs): learning_rate_max, learning_rate_min" in text
 
 
 def test_workspace_value_wins_and_booleans_become_string_enums(repo_copy: Path) -> None:
@@ -142,7 +150,7 @@ def test_gpu_count_and_display_name_follow_the_sku_table(repo_copy: Path) -> Non
         == sku_gpus("Standard_NC96ads_A100_v4")
         == 4
     )
-    assert data["display_name"] == "Phi-3-mini-4k-instruct-ultrachat-bs4-cosine-ds2-lora-save_limit1-seqlen2048"
+    assert data["display_name"] == "Phi-4-ultrachat-bs4-cosine-ds3-lora-save_limit1-seqlen2048"
 
 
 def test_serverless_mode_sets_instance_types_and_drops_the_cluster(repo_copy: Path) -> None:

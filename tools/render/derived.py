@@ -91,6 +91,70 @@ def merge_finetune(values: Values) -> FinetuneInputs:
     return FinetuneInputs(params=typed, dropped_model_defaults=dropped)
 
 
+def check_model(values: Values) -> None:
+    """The values' model must live in the registry the catalog names for it (a model from another registry, such as
+    gpt-oss-20b in azureml-openai-oss, is written with that registry)."""
+    model = values.data["model"]
+    facts = models().get(model["name"])
+    if facts and facts.get("registry") and facts["registry"] != model["registry"]:
+        raise UserError(
+            f"{values.where(('model', 'registry'))}: {model['name']} is in registry '{facts['registry']}', "
+            f"not '{model['registry']}' (schemas/catalog/models.yaml, {facts.get('source', 'the catalog')})"
+        )
+
+
+def file_inputs(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The `uri_file` inputs the values set (finetune_config_path, deepspeed, ...): (input name, path or URI)."""
+    inputs = contract()["inputs"]
+    return [(name, value) for name, value in params.items() if inputs[name]["type"] == "uri_file"]
+
+
+def hyperparameter_string(value: Any) -> str:
+    """A value as a `type: finetuning` hyperparameter: the service takes strings only (the SDK's
+    CustomModelFineTuningSchema refuses anything else: "Not a valid string")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_float(value)
+    return str(value)
+
+
+# `finetune` values that describe the pipeline's own compute, not training: not hyperparameters of a finetuning job.
+NOT_HYPERPARAMETERS_GROUPS = ("compute",)
+
+
+def finetuning_job_context(values: Values) -> dict[str, Any]:
+    """Where the `type: finetuning` job runs and its string hyperparameters: the workspace's own `finetune` values
+    (the service applies the model's defaults itself) plus `finetuning_job.hyperparameters`, file inputs left out."""
+    data = values.data
+    job = data["finetuning_job"]
+    inputs = contract()["inputs"]
+    hyper = {
+        name: hyperparameter_string(to_contract_type(name, value, inputs[name]))
+        for name, value in data["finetune"].items()
+        if inputs[name]["group"] not in NOT_HYPERPARAMETERS_GROUPS and inputs[name]["type"] != "uri_file"
+    }
+    hyper.update({name: hyperparameter_string(value) for name, value in job.get("hyperparameters", {}).items()})
+    runs_on = job["runs_on"]
+    instance_types = job.get("instance_types") or []
+    if runs_on == "instance_types" and not instance_types:
+        raise UserError(
+            f"{values.where(('finetuning_job', 'runs_on'))}: instance_types needs finetuning_job.instance_types"
+        )
+    for index, sku in enumerate(instance_types):
+        if sku_gpus(sku) is None:
+            raise UserError(
+                f"{values.where(('finetuning_job', 'instance_types', index))}: unknown VM size '{sku}' "
+                "(add it to schemas/catalog/skus.yaml)"
+            )
+    return {
+        "runs_on": runs_on,
+        "compute": data["compute"]["cluster"]["name"] if runs_on == "cluster" else None,
+        "instance_types": instance_types if runs_on == "instance_types" else [],
+        "hyperparameters": dict(sorted(hyper.items())),
+    }
+
+
 def finetune_sku(values: Values) -> str:
     compute = values.data["compute"]
     if compute["mode"] == "cluster":
@@ -143,7 +207,9 @@ def registry_uri(registry: str, noun: str, name: str, version: Any = None, label
 def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]:
     """Everything the templates need, derived from one workspace's values."""
     data = values.data
+    check_model(values)
     finetune = merge_finetune(values)
+    files = file_inputs(finetune.params)
     gpus = gpus_per_node(values)
     compute = data["compute"]
     inputs = contract()["inputs"]
@@ -159,7 +225,7 @@ def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]
         **stage_computes,
         "number_of_gpu_to_use_finetuning": gpus,
         "task_name": "ChatCompletion",
-        **finetune.params,
+        **{name: value for name, value in finetune.params.items() if name not in dict(files)},
     }
     groups = ("compute", "model", "data", "finetune", "evaluation")
     ordered = [
@@ -190,6 +256,8 @@ def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]
         ),
         "base_model_uri": registry_uri(model["registry"], "models", model["name"], model["version"]),
         "step_inputs": ordered,
+        "file_inputs": files,
+        "finetuning_job": finetuning_job_context(values),
         "dropped_model_defaults": finetune.dropped_model_defaults,
         "deployment_model": deployment_model,
         "identity_resource_id": identity_id,

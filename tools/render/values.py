@@ -34,6 +34,9 @@ DERIVED_INPUTS: dict[str, str] = {
     "huggingface_id": "the model comes from `model` (registry, name, version) as mlflow_model_path",
     "mlflow_model_path": "the model comes from `model` (registry, name, version)",
     "pytorch_model_path": "the model comes from `model` (registry, name, version)",
+    "train_file_path": "the data comes from `data.train`",
+    "validation_file_path": "the data comes from `data`",
+    "test_file_path": "the data comes from `data.test`",
 }
 
 
@@ -107,8 +110,15 @@ def _input_properties(inputs: dict[str, Any], skip: set[str]) -> dict[str, Any]:
 
 
 def _finetune_properties() -> dict[str, Any]:
-    """`finetune`: the chat_completion_pipeline inputs from the committed contract, minus the derived ones."""
-    return _input_properties(contract()["inputs"], set(DERIVED_INPUTS))
+    """`finetune`: the chat_completion_pipeline inputs from the committed contract, minus the derived ones. File
+    inputs (`uri_file`: `finetune_config_path`, `deepspeed`, ...) take a repo-relative path or a URI; the renderer
+    makes each a pipeline input bound to the step."""
+    inputs = contract()["inputs"]
+    props = _input_properties(inputs, set(DERIVED_INPUTS))
+    for name, spec in inputs.items():
+        if spec["type"] == "uri_file" and name not in DERIVED_INPUTS and not spec.get("bound"):
+            props[name] = {"type": "string", "minLength": 1, "description": "repo-relative file or URI"}
+    return props
 
 
 def _sft_properties() -> dict[str, Any]:
