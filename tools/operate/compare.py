@@ -82,7 +82,9 @@ def comparable(kind: str, spec: dict[str, Any], ignore: frozenset[str] = frozens
     return {k: v for k, v in spec.items() if k not in skip}
 
 
-def differing_keys(kind: str, spec: dict[str, Any], live: dict[str, Any], ignore: frozenset[str] = frozenset()) -> list[str]:
+def differing_keys(
+    kind: str, spec: dict[str, Any], live: dict[str, Any], ignore: frozenset[str] = frozenset()
+) -> list[str]:
     """Top-level keys of the spec whose (normalised) values differ from the live resource's."""
     want, have = project(comparable(kind, spec, ignore), live)
     return [k for k in want if want[k] != have.get(k, _ABSENT)]

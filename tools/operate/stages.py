@@ -222,8 +222,8 @@ def deploy_steps(ws: Workspace) -> list[Step]:
         notes = (
             quota.deployment_need(deployment, spec.data).line(),
             "a new endpoint: this deployment takes all traffic at once (the line below);",
-            f"a live endpoint: `python -m tools apply` creates the new deployment beside the live one at 0 % (the other "
-            f"colour), waits for Succeeded, invokes it directly (--deployment-name), "
+            "a live endpoint: `python -m tools apply` creates the new deployment beside the live one at 0 % (the other "
+            "colour), waits for Succeeded, invokes it directly (--deployment-name), "
             + (f"mirrors {rollout['mirror']} % of live traffic, " if rollout.get("mirror") else "")
             + f"shifts live traffic {steps_text} with a smoke test between, then "
             + ("keeps the old deployment at 0 %" if rollout.get("keep_old") else "deletes the old deployment")

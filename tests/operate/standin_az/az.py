@@ -136,7 +136,10 @@ class Cloud:
         return [v for n, versions in self.table("models").items() if name in (None, n) for v in versions.values()]
 
     def model_share(self) -> dict[str, Any]:
-        found = self.asset_show("models")
+        source_name, source_version = self.args.need("--name"), str(self.args.need("--version"))
+        found = self.table("models").get(source_name, {}).get(source_version)  # from the workspace (-w)
+        if found is None:
+            raise not_found(f"model {source_name}:{source_version}")
         registry = self.args.need("--registry-name")
         name = str(self.args.get("--share-with-name", found["name"]))
         version = str(self.args.get("--share-with-version", found["version"]))
