@@ -13,13 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this checkout: the default root
 
 
 def _load(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    """A fact file through the bounded YAML reader; a malformed one is one line naming the file and line."""
+    from tools.core.errors import UserError
+    from tools.core.yamlio import YamlProblem, load_file, plain
+
+    try:
+        return plain(load_file(path))
+    except YamlProblem as problem:
+        raise UserError(f"{path}:{problem.line}: {problem.message}") from None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT, active, contract, sft_interface
-from tools.core.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_lined, plain
+from tools.core.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_file, plain
 
 WORKSPACES_DIR = "workspaces"
 DEFAULTS_FILE = "defaults.yaml"
@@ -233,7 +233,9 @@ def _read(root: Path, rel: str) -> Any:
     if not path.is_file():
         raise UserError(f"{rel}: no such values file")
     try:
-        data = load_lined(path.read_text())
+        data = load_file(path)  # bounded: UTF-8, size, depth, aliases (tools.core.yamlio)
+    except OSError as error:
+        raise UserError(f"{rel}: cannot read: {error.strerror or error}") from None
     except YamlProblem as problem:
         key = f" {format_key_path(problem.key_path)}:" if problem.key_path else ""
         raise UserError(f"{rel}:{problem.line}:{key} {problem.message}") from None

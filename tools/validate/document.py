@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.repo import kinds, kinds_table, schema_url
-from tools.core.yamlio import YamlProblem, line_of, load_lined
+from tools.core.yamlio import YamlProblem, line_of, load_lined, read_text
 from tools.validate.findings import Finding
 
 # Kinds that one content shape can legitimately be (the `$schema` line decides between them).
@@ -67,14 +67,18 @@ def parse_spec(path: Path, display: str, text: str | None = None) -> Spec:
     """Read and parse a spec; layer A findings go into ``spec.findings``. ``spec.kind`` is None when unusable."""
     if text is None:
         try:
-            text = path.read_text()
+            text = read_text(path)  # bytes decoded by tools.core.yamlio: a bad byte is named by line and column
         except FileNotFoundError:
             spec = Spec(path, display, "")
             spec.findings.append(Finding(display, None, (), "no such file", "A"))
             return spec
-        except UnicodeDecodeError:
+        except YamlProblem as problem:
             spec = Spec(path, display, "")
-            spec.findings.append(Finding(display, None, (), "not a UTF-8 text file", "A"))
+            spec.findings.append(Finding(display, problem.line, (), problem.message, "A", rule="yaml"))
+            return spec
+        except OSError as error:  # a folder, no permission, a name too long
+            spec = Spec(path, display, "")
+            spec.findings.append(Finding(display, None, (), f"cannot read: {error.strerror or error}", "A"))
             return spec
     spec = Spec(path, display, text)
     try:

@@ -36,13 +36,15 @@ STRICT_OVERRIDES: frozenset[str] = frozenset({"PipelineJobSettingsSchema"})
 
 def load_kinds(path: Path | None = None) -> dict[str, Any]:
     """Return ``schemas/kinds.yaml`` as ``{"schema_base_url": str, "kinds": {kind: {...}}}``."""
-    import yaml
+    from tools.core.yamlio import YamlProblem, load_file, plain
 
     path = path or active().kinds_file
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = plain(load_file(path))
     except OSError as exc:
         raise UserError(f"{path}: cannot read the kinds table: {exc.strerror}") from exc
+    except YamlProblem as problem:
+        raise UserError(f"{path}:{problem.line}: {problem.message}") from None
     if not isinstance(data, dict) or not isinstance(data.get("kinds"), dict) or "schema_base_url" not in data:
         raise UserError(f"{path}: expected 'schema_base_url' and a 'kinds' mapping")
     return data
