@@ -16,7 +16,7 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
-from tools.core.repo import REPO_ROOT, active
+from tools.core.repo import REPO_ROOT, Repo, active
 from tools.render.derived import build_context, yaml_scalar
 from tools.render.values import DEFAULT_WORKSPACE, Values, load_values, workspace_names
 
@@ -95,12 +95,15 @@ def _environment(root: Path):  # -> jinja2.Environment
         autoescape=False,
     )
     env.filters["y"] = yaml_scalar
+    env.globals["schema_url"] = (active() if active().root == root else Repo(root)).schema_url  # `$schema` lines come from that root's schemas/kinds.yaml
     return env
 
 
 def template_paths(root: Path = REPO_ROOT) -> list[Path]:
     base = root / TEMPLATES_DIR
-    return sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return sorted(
+        p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith("_")
+    )
 
 
 def render_workspace(
