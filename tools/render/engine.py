@@ -95,7 +95,8 @@ def _environment(root: Path):  # -> jinja2.Environment
         autoescape=False,
     )
     env.filters["y"] = yaml_scalar
-    env.globals["schema_url"] = (active() if active().root == root else Repo(root)).schema_url  # `$schema` lines come from that root's schemas/kinds.yaml
+    repo = active() if active().root == root else Repo(root)
+    env.globals["schema_url"] = repo.schema_url  # `$schema` lines come from that root's schemas/kinds.yaml
     return env
 
 
