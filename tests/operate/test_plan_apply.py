@@ -1,5 +1,6 @@
-"""plan and apply against a stand-in `az`: command order and arguments, job-name threading, reuse probes,
-stop-on-failure with the exact command, the get-logs hint of a failed deployment, and the --yes refusal."""
+"""plan and apply against the semantic stand-in `az`: command order and arguments, job-name threading, show-first
+(created / updated / unchanged), the model-version guard before a submission, failed and canceled jobs, the get-logs
+hint of a failed deployment, the --yes refusal, and the printed plan."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tools.core.errors import UserError
-from tools.operate.plan import STAGES, build_plan, free_variables, load_workspace, parse_stages, shell_word
+from tools.operate.stages import STAGES, build_plan, job_specs, parse_stages
+from tools.operate.steps import free_variables, shell_word
+from tools.operate.workspace import load_workspace
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
@@ -24,141 +27,122 @@ def apply(cli, root: Path, *argv: str):
     return cli("apply", "--workspace", "dev", "--root", str(root), *FAST, *argv)
 
 
-def expected_tail(job: str) -> list[list[str]]:
-    """Every call after the job submission, in order, for `--stage all --execute --yes` on dev."""
-    return [
-        ["ml", "job", "stream", "--name", job, *DEV],
-        ["ml", "job", "show", "--name", job, *DEV, "--query", "status", "-o", "tsv"],
-        ["ml", "model", "create", "-f", "models/finetuned-model.yml",
-         "--path", f"azureml://jobs/{job}/outputs/trained_model", *DEV],
-        ["ml", "online-endpoint", "show", "--name", ENDPOINT, *DEV],
-        ["ml", "online-endpoint", "create", "-f", "endpoints/endpoint.yml", *DEV],
-        ["ml", "online-deployment", "create", "-f", "endpoints/deployment.yml", *DEV, "--all-traffic"],
-        ["ml", "online-endpoint", "invoke", "--name", ENDPOINT, "--request-file", "endpoints/sample_score.json", *DEV],
-        ["ml", "online-endpoint", "delete", "--name", ENDPOINT, *DEV, "--yes"],
-    ]  # fmt: skip
-
-
-def test_bootstrap_creates_identity_then_assigns_roles_on_resolved_scopes(scratch_repo, fake_az, tools_cli) -> None:
+def test_bootstrap_creates_identity_then_assigns_roles_on_resolved_scopes(scratch_repo, cloud, tools_cli) -> None:
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "bootstrap", "--execute")
     assert code == 0, err
-    principal = "11111111-2222-3333-4444-555555555555"
-    storage = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stws"
-    acr = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/crws"
-    sub = ["--subscription", SUB]
-    role = ["role", "assignment", "create", "--assignee-object-id", principal, "--assignee-principal-type",
-            "ServicePrincipal", "--role"]  # fmt: skip
-    assert fake_az.calls() == [
-        ["identity", "create", "--name", "uami-ultrachat", "-g", "rg-ultrachat-dev", "--location", "eastus2", *sub,
-         "--query", "principalId", "-o", "tsv"],
-        ["ml", "workspace", "show", "--name", "mlw-ultrachat-dev", "-g", "rg-ultrachat-dev", *sub,
-         "--query", "storage_account", "-o", "tsv"],
-        ["ml", "workspace", "show", "--name", "mlw-ultrachat-dev", "-g", "rg-ultrachat-dev", *sub,
-         "--query", "container_registry", "-o", "tsv"],
-        [*role, "Contributor", "--scope", f"/subscriptions/{SUB}/resourceGroups/rg-ultrachat-dev", *sub],
-        [*role, "Storage Blob Data Reader", "--scope", storage, *sub],
-        [*role, "AcrPull", "--scope", acr, *sub],
-    ]  # fmt: skip
+    argvs = cloud.argvs()
+    assert [a[:3] for a in argvs] == [["identity", "create", "--name"], *[["ml", "workspace", "show"]] * 2,
+                                      *[["role", "assignment", "create"]] * 3]  # fmt: skip
+    principal = cloud.az("identity", "create", "--name", "uami-ultrachat", "-g", "rg-ultrachat-dev", "--query",
+                         "principalId", "-o", "tsv").stdout.strip()  # fmt: skip
+    assert all(a[a.index("--assignee-object-id") + 1] == principal for a in argvs[3:])
+    scopes = [a[a.index("--scope") + 1] for a in argvs[3:]]
+    assert scopes[0] == f"/subscriptions/{SUB}/resourceGroups/rg-ultrachat-dev"
+    assert "Microsoft.Storage/storageAccounts/" in scopes[1] and "Microsoft.ContainerRegistry/" in scopes[2]
     assert f"PRINCIPAL_ID={principal}" in out
 
 
-def test_all_stages_run_in_order_and_thread_the_job_name(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(job_name="plum_kettle_42")
+def test_all_stages_run_in_order_and_thread_the_job_name(scratch_repo, cloud, tools_cli) -> None:
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "all", "--execute", "--yes")
     assert code == 0, err
-    calls = fake_az.calls()
-    verbs = [" ".join(c[:3]) for c in calls]
-    submit = calls.index(["ml", "job", "create", "-f", "jobs/finetune.yml", *DEV, "--query", "name", "-o", "tsv"])
-    assert calls[submit + 1 :] == expected_tail("plum_kettle_42")
-    # bootstrap first, then every train-stage resource before the job (probe, then create), compute first.
-    assert verbs[:6] == ["identity create --name", *["ml workspace show"] * 2, *["role assignment create"] * 3]
-    train = calls[6:submit]
-    assert train[0][:3] == ["ml", "compute", "show"] and train[1][:3] == ["ml", "compute", "create"]
-    for probe, create in zip(train[::2], train[1::2], strict=True):
-        assert probe[2] == "show" and create[2] == "create" and probe[1] == create[1]
-        assert create[3] == "-f" and (scratch_repo / create[4]).is_file()
-    assert [c[4] for c in train[1::2] if c[1] == "data"] == ["data/test-sft.yml", "data/train-sft.yml"]
-    assert "JOB_NAME=plum_kettle_42" in out and "apply: dev:" in out
+    argvs = cloud.argvs()
+    submit = next(i for i, a in enumerate(argvs) if a[:3] == ["ml", "job", "create"])
+    assert argvs[submit] == ["ml", "job", "create", "-f", "jobs/finetune.yml", *DEV, "--query", "name", "-o", "tsv"]
+    job = next(line.split("=", 1)[1] for line in out.splitlines() if line.strip().startswith("JOB_NAME="))
+    register = next(a for a in argvs if a[:3] == ["ml", "model", "create"])
+    assert register == ["ml", "model", "create", "-f", "models/finetuned-model.yml",
+                        "--path", f"azureml://jobs/{job}/outputs/trained_model", *DEV]  # fmt: skip
+    creates = [" ".join(a[:2]) for a in argvs if len(a) > 2 and a[2] == "create"]
+    assert creates.index("ml compute") < creates.index("ml environment") < creates.index("ml job")
+    assert creates.index("ml job") < creates.index("ml model") < creates.index("ml online-endpoint")
+    assert creates[-1] == "ml online-deployment" and argvs[-1][:3] == ["ml", "online-endpoint", "delete"]
+    guard = ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "1", *DEV]
+    assert any(a[: len(guard)] == guard for a in argvs[:submit])  # the version is free before the submission
+    assert "apply: dev:" in out
 
 
-def test_existing_resources_are_reused(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(exists="ml compute show;ml data show;ml online-endpoint show")
-    code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,deploy", "--execute")
-    assert code == 0, err
-    creates = [c[:3] for c in fake_az.calls() if c[2] == "create"]
-    assert ["ml", "job", "create"] in creates and ["ml", "data", "create"] not in creates
-    assert ["ml", "compute", "create"] not in creates and ["ml", "online-endpoint", "create"] not in creates
-    assert creates[-1] == ["ml", "online-deployment", "create"]
-    assert "exists, reused" in out
-
-
-def test_failure_stops_at_the_step_naming_the_exact_command(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(fail="ml job create", fail_code="3")
+def test_a_second_train_run_stops_before_submitting_when_the_model_version_exists(scratch_repo, cloud,
+                                                                                   tools_cli) -> None:
+    assert apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute")[0] == 0
+    cloud.forget_calls()
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute")
     assert code == 1
-    line = [x for x in err.splitlines() if x.startswith("error:")]
-    assert line == [
-        "error: step train.job-submit failed (exit 3): az ml job create -f jobs/finetune.yml "
-        + " ".join(DEV)
-        + " --query name -o tsv"
-    ]
-    assert fake_az.calls()[-1][:3] == ["ml", "job", "create"]  # nothing after the failure
-    assert "stand-in failure" in err  # the CLI's own message went through
+    assert ("model phi3-mini-ultrachat:1 already exists in mlw-ultrachat-dev and model versions are immutable: bump "
+            "registered_model.version in workspaces/dev.yaml, or rerun with --next-model-version") in err
+    assert not [a for a in cloud.argvs() if a[:3] == ["ml", "job", "create"]]
+    assert out.count("unchanged") >= 3  # compute, environment, component, data: already there
+    code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute", "--next-model-version")
+    assert code == 0, err
+    assert "registered_model:\n  name: phi3-mini-ultrachat\n  version: 2" in (
+        scratch_repo / "workspaces" / "dev.yaml").read_text() or "version: 2" in (
+        scratch_repo / "workspaces" / "dev.yaml").read_text()  # fmt: skip
+    assert cloud.show("ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "2", *DEV) is not None
 
 
-def test_failed_job_status_stops_before_registration(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(job_status="Failed")
-    code, _, err = apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute")
-    assert code == 1 and "step train.job-status failed (JOB_STATUS is Failed, expected Completed)" in err
-    assert not [c for c in fake_az.calls() if c[:3] == ["ml", "model", "create"]]
+def test_compute_scale_change_is_an_update(scratch_repo, cloud, tools_cli) -> None:
+    assert apply(tools_cli, scratch_repo, "--stage", "train", "--execute")[0] == 0
+    values = scratch_repo / "workspaces" / "dev.yaml"
+    values.write_text(values.read_text() + "\ncompute:\n  cluster:\n    max_instances: 2\n")
+    from tools.render.engine import render
+
+    render("dev", scratch_repo).write()
+    cloud.forget_calls()
+    code, out, err = apply(tools_cli, scratch_repo, "--stage", "train", "--execute", "--next-model-version")
+    assert code == 0, err
+    assert "updated (max_instances)" in out
+    assert cloud.show("ml", "compute", "show", "--name", "gpu-a100", *DEV)["max_instances"] == 2
 
 
-def test_failed_deployment_prints_get_logs_for_both_containers(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(fail="ml online-deployment create")
+def test_failed_or_canceled_job_stops_before_registration(scratch_repo, cloud, tools_cli) -> None:
+    for status in ("Failed", "Canceled"):
+        cloud.job_outcomes(status)
+        code, _, err = apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute")
+        assert code == 1 and f"JOB_STATUS is {status}, expected Completed" in err
+        assert not [a for a in cloud.argvs() if a[:3] == ["ml", "model", "create"]]
+
+
+def test_failed_deployment_prints_get_logs_for_both_containers(scratch_repo, cloud, tools_cli) -> None:
+    cloud.az("ml", "model", "create", "-f", str(scratch_repo / "models/finetuned-model.yml"), "--path",
+             "azureml://jobs/j/outputs/trained_model", *DEV)  # fmt: skip
+    cloud.fail_deployments("blue")
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "deploy,smoke,teardown", "--execute", "--yes")
     assert code == 1
     base = f"az ml online-deployment get-logs --name blue --endpoint-name {ENDPOINT} {' '.join(DEV)}"
     assert f"hint: {base} --container inference-server --lines 200" in err
     assert f"hint: {base} --container storage-initializer --lines 200" in err
-    assert "error: step deploy.deployment-blue failed (exit 1): az ml online-deployment create" in err
-    assert [c[:3] for c in fake_az.calls()][-1] == ["ml", "online-deployment", "create"]  # no invoke, no delete
+    assert "error: step deploy.deployment-blue: create deployment blue on ultrachat-phi3-dev failed (exit 1)" in err
+    assert [a[:3] for a in cloud.argvs()][-1] == ["ml", "online-deployment", "create"]  # no invoke, no delete
 
 
-def test_destructive_steps_are_refused_without_yes_before_anything_runs(scratch_repo, fake_az, tools_cli) -> None:
+def test_destructive_steps_are_refused_without_yes_before_anything_runs(scratch_repo, cloud, tools_cli) -> None:
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "all", "--execute")
     assert code == 2
     assert err.strip().splitlines()[-1] == (
         "error: refusing to run destructive steps without --yes: teardown.endpoint-delete (nothing was run)"
     )
-    assert fake_az.calls() == []
+    assert cloud.calls() == []
 
 
-def test_dry_run_prints_the_plan_and_runs_nothing(scratch_repo, fake_az, tools_cli) -> None:
+def test_dry_run_prints_the_plan_and_runs_nothing(scratch_repo, cloud, tools_cli) -> None:
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "all")
-    assert code == 0 and fake_az.calls() == []
+    assert code == 0 and cloud.calls() == []
     assert "JOB_NAME=$(az ml job create -f jobs/finetune.yml" in out
     assert "dry run: " in err and "teardown.endpoint-delete will need --yes" in err
 
 
-def test_register_alone_needs_the_job_name(scratch_repo, fake_az, tools_cli) -> None:
+def test_register_alone_needs_the_job_name(scratch_repo, cloud, tools_cli) -> None:
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "register", "--execute")
-    assert code == 2 and "need JOB_NAME: pass --job-name NAME" in err and fake_az.calls() == []
+    assert code == 2 and "need JOB_NAME: pass --job-name NAME" in err and cloud.calls() == []
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "register", "--execute", "--job-name", "given_job_1")
     assert code == 0, err
-    assert fake_az.calls() == [expected_tail("given_job_1")[2]]
+    assert cloud.argvs()[-1] == ["ml", "model", "create", "-f", "models/finetuned-model.yml",
+                                 "--path", "azureml://jobs/given_job_1/outputs/trained_model", *DEV]  # fmt: skip
 
 
-def test_empty_capture_stops_with_a_precise_line(scratch_repo, fake_az, tools_cli) -> None:
-    fake_az.set(empty="container_registry")
-    code, _, err = apply(tools_cli, scratch_repo, "--stage", "bootstrap", "--execute")
-    assert code == 1 and "error: step bootstrap.container-registry failed (it printed no ACR_ID)" in err
-    assert len(fake_az.calls()) == 3
-
-
-def test_missing_sample_request_is_named_before_invoking(scratch_repo, fake_az, tools_cli) -> None:
+def test_missing_sample_request_is_named_before_invoking(scratch_repo, cloud, tools_cli) -> None:
     (scratch_repo / "endpoints" / "sample_score.json").unlink()
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "smoke", "--execute")
-    assert code == 2 and fake_az.calls() == []
+    assert code == 2 and cloud.calls() == []
     assert "endpoints/sample_score.json does not exist (write it with: python -m tools score sample-request)" in err
 
 
@@ -199,6 +183,7 @@ def test_prod_plan_points_at_the_build_render(tmp_path, make_repo) -> None:
     ws = load_workspace("prod", root, "ACD")
     steps = build_plan(ws, ["deploy"])
     assert steps[1].spec == "build/prod/endpoints/deployment.yml" and (root / steps[1].spec).is_file()
+    assert steps[1].action == "rollout" and any("58 standardNCADSA100v4Family vCPUs" in n for n in steps[1].notes)
     assert "-w" in steps[1].argv and "mlw-ultrachat-prod" in steps[1].argv
 
 
@@ -226,15 +211,14 @@ def test_real_repo_plan_all_is_complete_and_every_file_validates(repo_root: Path
     shlex.split(result.stdout.replace("\\\n", " "), comments=True)  # parses as shell words
 
 
-def test_job_option_submits_another_rendered_job(scratch_repo, fake_az, tools_cli) -> None:
+def test_job_option_submits_another_rendered_job(scratch_repo, cloud, tools_cli) -> None:
     ws = load_workspace("dev", scratch_repo, "ACD")
-    others = [
-        path for path, kind, _ in ws.specs if kind in ("pipelineJob", "commandJob") and path != "jobs/finetune.yml"
-    ]
-    assert others == ["jobs/finetune-sft.yml"]  # our SFT path's job
+    others = [s.path for s in job_specs(ws) if s.path != "jobs/finetune.yml"]
+    assert "jobs/finetune-sft.yml" in others  # our SFT path's job
+    others = ["jobs/finetune-sft.yml"]
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "train", "--execute", "--job", others[0])
     assert code == 0, err
-    submits = [c for c in fake_az.calls() if c[:3] == ["ml", "job", "create"]]
+    submits = [c for c in cloud.argvs() if c[:3] == ["ml", "job", "create"]]
     assert submits == [["ml", "job", "create", "-f", others[0], *DEV, "--query", "name", "-o", "tsv"]]
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "train", "--job", "jobs/nope.yml")
     assert code == 2 and "--job jobs/nope.yml: not a rendered job spec of dev" in err

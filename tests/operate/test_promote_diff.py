@@ -1,6 +1,6 @@
 """promote on a scratch git copy of the repo (never the real workspaces/prod.yaml): only the prod values and the
 prod render change, comments stay, prod then passes the prod policy, a second run changes nothing; `labels/latest`
-in prod fails with one precise line; --execute talks to a stand-in az. diff between revisions and workspaces."""
+in prod fails with one precise line; --execute talks to the semantic stand-in az. diff between revisions and workspaces."""
 
 from __future__ import annotations
 
@@ -87,33 +87,37 @@ def test_labels_latest_in_prod_fails_with_one_precise_line(git_repo, tools_cli) 
     assert code == 1 and "prod policy: pin a version instead of labels/latest" in err
 
 
-def test_execute_shows_then_shares_into_the_registry(git_repo, fake_az, tools_cli) -> None:
-    fake_az.set(exists="ml model show --name phi3-mini-ultrachat --version 7 -g")
+def test_execute_shows_then_shares_into_the_registry(git_repo, cloud, tools_cli) -> None:
+    cloud.az("ml", "model", "create", "-f", str(git_repo / "models/finetuned-model.yml"), "--version", "7",
+             "--path", "azureml://jobs/j/outputs/trained_model", *DEV)  # fmt: skip
     code, out, err = promote(tools_cli, git_repo, "--execute")
     assert code == 0, err
-    assert fake_az.calls() == [
+    assert cloud.argvs() == [
         ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", *DEV],
-        ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY],
+        ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY,
+         "-o", "json"],
         ["ml", "model", "share", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY,
          "--share-with-name", "phi3-mini-ultrachat", "--share-with-version", "7", *DEV],
     ]  # fmt: skip
-    fake_az.log.unlink()
-    fake_az.set(exists="ml model show --name phi3-mini-ultrachat --version 7")  # now in the registry too
-    code, out, err = promote(tools_cli, git_repo, "--execute")
+    shared = ("ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY)
+    assert cloud.show(*shared) is not None
+    cloud.forget_calls()
+    code, out, err = promote(tools_cli, git_repo, "--execute")  # the registry has it now: no second share
     assert code == 0, err
-    assert [c[2] for c in fake_az.calls()] == ["show", "show"] and "no change" in out
+    assert [c[2] for c in cloud.argvs()] == ["show", "show"] and "no change" in out
+    assert "unchanged (the registry has this version)" in out
 
 
-def test_execute_with_a_missing_version_stops_with_one_line(git_repo, fake_az, tools_cli) -> None:
+def test_execute_with_a_missing_version_stops_with_one_line(git_repo, cloud, tools_cli) -> None:
     before = (git_repo / "workspaces" / "prod.yaml").read_text()
     code, out, err = promote(tools_cli, git_repo, "--execute")
     assert code == 2
-    assert err.strip().splitlines() == [
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
         "error: phi3-mini-ultrachat:7 not found (az ml model show --name phi3-mini-ultrachat --version 7 "
-        + " ".join(DEV)
-        + " exited 1): ERROR: (ResourceNotFound) phi3-mini-ultrachat not found"
-    ]
-    assert (git_repo / "workspaces" / "prod.yaml").read_text() == before and len(fake_az.calls()) == 1
+        + " ".join(DEV) + " exited 1): "
+    ) and "ResourceNotFound" in lines[0]  # fmt: skip
+    assert (git_repo / "workspaces" / "prod.yaml").read_text() == before and len(cloud.calls()) == 1
 
 
 def test_bad_model_reference_is_one_line(git_repo, tools_cli) -> None:

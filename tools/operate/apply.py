@@ -91,9 +91,9 @@ def execute(az: Az, ws: Workspace, steps: list[Step], root: Path, variables: dic
         try:
             outcome = run_step(az, ws, step, root, variables)
         except CloudRefused as error:
-            if step.action != "rollout":  # a rollout prints its new deployment's logs commands itself
-                _hints(step)
             message = str(error)
+            if not message.startswith("rollout "):  # a blue/green rollout prints its new deployment's own
+                _hints(step)
             prefixed = message.startswith(("step ", "rollout "))
             raise CloudRefused(message if prefixed else f"step {step.name}: {message}") from None
         print(f"    {outcome}", flush=True)
