@@ -1,6 +1,7 @@
 """promote on a scratch git copy of the repo (never the real workspaces/prod.yaml): only the prod values and the
 prod render change, comments stay, prod then passes the prod policy, a second run changes nothing; `labels/latest`
-in prod fails with one precise line; --execute talks to the semantic stand-in az. diff between revisions and workspaces."""
+in prod fails with one precise line; --execute talks to the semantic stand-in az. diff between revisions and
+workspaces."""
 
 from __future__ import annotations
 

@@ -37,8 +37,8 @@ def repo(scratch_repo: Path, repo_root: Path) -> Path:
 def seed_dev_model(cloud, root: Path, version: str) -> None:
     """A registered dev model version, as a finished training run leaves it."""
     cloud.az("ml", "model", "create", "--name", MODEL, "--version", version, "--type", "mlflow_model",
-             "--path", f"azureml://jobs/run_{version}/outputs/trained_model", "-f", str(root / "models" / "finetuned-model.yml"),
-             *DEV)  # fmt: skip
+             "--path", f"azureml://jobs/run_{version}/outputs/trained_model",
+             "-f", str(root / "models" / "finetuned-model.yml"), *DEV)  # fmt: skip
 
 
 def prod_state(cloud) -> tuple[dict[str, int], dict[str, str]]:
@@ -112,7 +112,8 @@ def test_promote_v1_then_v2_rolls_out_blue_green_and_revert_serves_v1(repo, clou
     assert "--all-traffic" not in argvs[created] and argvs[created][argvs[created].index("--name") + 1] == new
     direct = next(i for i, a in enumerate(argvs) if a[:3] == ["ml", "online-endpoint", "invoke"]
                   and "--deployment-name" in a and a[a.index("--deployment-name") + 1] == new)  # fmt: skip
-    first_live = next(i for i, a in enumerate(argvs) if "--traffic" in a and f"{new}=0" not in a[a.index("--traffic") + 1])
+    first_live = next(i for i, a in enumerate(argvs)
+                      if "--traffic" in a and f"{new}=0" not in a[a.index("--traffic") + 1])  # fmt: skip
     assert created < direct < first_live and calls[direct]["rc"] == 0
     assert traffic_named_only_existing_deployments(calls, {"blue"})
 

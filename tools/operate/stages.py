@@ -72,7 +72,8 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
                 "--query", "principalId", "-o", "tsv")  # fmt: skip
     steps = [
         Step("bootstrap.identity", "bootstrap", identity,
-             f"user-assigned managed identity {ws.identity} for the endpoint (create or reuse)", captures="PRINCIPAL_ID"),
+             f"user-assigned managed identity {ws.identity} for the endpoint (create or reuse)",
+             captures="PRINCIPAL_ID"),
     ]  # fmt: skip
     for var, field_name in (("STORAGE_ID", "storage_account"), ("ACR_ID", "container_registry")):
         argv = ("az", "ml", "workspace", "show", "--name", ws.ml_workspace, "-g", ws.resource_group, *sub,
@@ -181,7 +182,8 @@ def register_steps(ws: Workspace, job: str | None = None) -> list[Step]:
                 "--path", model_path.replace(f"/{JOB_NAME_PLACEHOLDER}/", "/${JOB_NAME}/"), *ws.scope())  # fmt: skip
         steps.append(Step(f"register.model-{name}", "register", argv,
                           f"register {name}:{version} from the job's output", action="register",
-                          show=show_of(ws, "model", spec.data), spec=spec.path, kind="model", data=spec.data))  # fmt: skip
+                          show=show_of(ws, "model", spec.data), spec=spec.path, kind="model",
+                          data=spec.data))  # fmt: skip
     return steps
 
 

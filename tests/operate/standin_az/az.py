@@ -243,8 +243,9 @@ class Cloud:
             # create fails when the endpoint exists (Azure/azure-cli#23496, open; the docs say "over-written").
             raise Refused("ERROR: Met error <class 'Exception'>:Endpoint already exists")
         data["auth_mode"] = str(data.get("auth_mode", "key")).capitalize()  # enum casing as the service returns it
-        data.update(traffic={}, mirror_traffic={}, provisioning_state="Succeeded", id=self.arm("onlineEndpoints",
-                    data["name"]), scoring_uri=f"https://{data['name']}.eastus2.inference.ml.azure.com/score")  # fmt: skip
+        data.update(traffic={}, mirror_traffic={}, provisioning_state="Succeeded",
+                    id=self.arm("onlineEndpoints", data["name"]),
+                    scoring_uri=f"https://{data['name']}.eastus2.inference.ml.azure.com/score")
         self.table("endpoints")[data["name"]] = data
         return data
 
