@@ -4,6 +4,12 @@ The endpoint URL and key come from the node's ``connection`` input (a CustomConn
 ``endpoint_url`` and secret ``api_key``) or from AZUREML_ENDPOINT_URL / AZUREML_ENDPOINT_KEY. The request goes
 through the repo's client (tools/serve/scoring_client.py: retries, timeouts, clear errors, both body formats), which the
 flow ships as an ``additional_includes`` file; run from a checkout, the repo copy is found by walking up.
+
+Failures raise (``pf flow test`` exits non-zero). Behind the chat page of ``pf flow serve`` (``python -m tools chat``
+sets CHAT_ERRORS_AS_ANSWER=1) they are returned as the answer instead, prefixed with ERROR_PREFIX: that page shows
+only "Request failed with status code 400" for a failed request and drops the server's message (promptflow 1.18.5,
+``core/_serving/static/index.js``, ``onSettled``: ``V6(I.message)``). Such turns are left out of the history sent
+to the model.
 """
 
 import os
@@ -17,6 +23,8 @@ from promptflow.core import tool
 URL_ENV = "AZUREML_ENDPOINT_URL"
 KEY_ENV = "AZUREML_ENDPOINT_KEY"
 FORMAT_ENV = "AZUREML_ENDPOINT_FORMAT"
+ERRORS_AS_ANSWER_ENV = "CHAT_ERRORS_AS_ANSWER"
+ERROR_PREFIX = "Error from the model's endpoint: "
 
 
 def _client() -> ModuleType:
@@ -44,6 +52,8 @@ def history_to_messages(chat_history: list, question: str) -> list:
         inputs, outputs = turn.get("inputs") or {}, turn.get("outputs") or {}
         asked = inputs.get("question", next(iter(inputs.values()), None))
         answered = outputs.get("answer", next(iter(outputs.values()), None))
+        if isinstance(answered, str) and answered.startswith(ERROR_PREFIX):
+            continue  # a failed turn (shown in the page): the model never answered it
         if isinstance(asked, str):
             messages.append({"role": "user", "content": asked})
         if isinstance(answered, str):
@@ -80,11 +90,16 @@ def chat(
 ) -> str:
     """Answer ``question`` given ``chat_history`` with the endpoint's model; returns the answer text."""
     client = _client()
-    url, key = _endpoint(connection)
-    parameters = {"temperature": temperature, "top_p": top_p, "do_sample": do_sample, "max_new_tokens": max_new_tokens}
-    body = client.azure_body([history_to_messages(chat_history, question)], parameters)
-    fmt = os.environ.get(FORMAT_ENV) or client.AZURE
     try:
+        url, key = _endpoint(connection)
+        parameters = {"temperature": temperature, "top_p": top_p, "do_sample": do_sample,
+                      "max_new_tokens": max_new_tokens}  # fmt: skip
+        body = client.azure_body([history_to_messages(chat_history, question)], parameters)
+        fmt = os.environ.get(FORMAT_ENV) or client.AZURE
         return client.invoke(url, key, body, fmt=fmt, timeout=timeout)
-    except client.ScoringError as error:
+    except (client.ScoringError, ValueError) as error:
+        if os.environ.get(ERRORS_AS_ANSWER_ENV) == "1":
+            return ERROR_PREFIX + str(error)
+        if isinstance(error, ValueError):
+            raise
         raise RuntimeError(str(error)) from None
