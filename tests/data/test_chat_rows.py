@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from tools.data.prepare import SliceSpec, pair_name, parse_split, slice_output_names
+from tools.data.options import SliceSpec, parse_split
 from tools.data.rows import REASONS, SeenIds, check_row, distribution, is_sft_split
+from tools.data.selection import pair_name, slice_output_names
 
 
 def _random_row(rng: random.Random) -> dict:

@@ -352,7 +352,7 @@ def test_unreachable_hub_without_offline_switches_is_detected_in_seconds(tmp_pat
     # In a subprocess: huggingface_hub reads the offline switches once per process, and this test session must
     # stay offline for every other test.
     code = (
-        "from tools.data import prepare as data\n"
+        "from tools.data import sources as data\n"
         "from tools.core.errors import UserError\n"
         "try:\n"
         "    data.open_source(data.resolve_source('owner/name'), None)\n"
@@ -497,7 +497,7 @@ def test_parquet_read_ahead_is_one_row_group_and_keeps_row_order(tmp_path: Path,
     scanner reads a fragment ahead with no bound short of 1 GiB, so peak RSS grew with the split)."""
     import pyarrow as pa
 
-    from tools.data import prepare as data
+    from tools.data import sources as data
 
     pad = "lorem ipsum dolor sit amet " * 200  # ~5 KB a turn: ~0.5 MB a 50-row group, ~10 MB the file
     rows = []
@@ -511,7 +511,7 @@ def test_parquet_read_ahead_is_one_row_group_and_keeps_row_order(tmp_path: Path,
     dataset = data.open_source(source, None)["train_gen"]
     baseline = pa.total_allocated_bytes()
     peak, ids = 0, []
-    with data._without_torch(), contextlib.closing(data._iter_tables(dataset, 30, source, "train_gen")) as tables:
+    with data.without_torch(), contextlib.closing(data.iter_tables(dataset, 30, source, "train_gen")) as tables:
         for table in tables:
             ids += table.column("prompt_id").to_pylist()
             time.sleep(0.005)  # the decoder threads run ahead while we wait

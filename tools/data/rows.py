@@ -18,6 +18,9 @@ ROLES = frozenset({"user", "assistant", "system"})
 
 # Reason codes, in the order the checks run (a row is reported with the first reason that applies).
 REASONS: dict[str, str] = {
+    "invalid-utf8": "the row holds bytes that are not UTF-8 (JSON Lines: the line; parquet: a string)",
+    "unparseable-line": "a JSON Lines line that is not JSON (e.g. a truncated last line) or is too long",
+    "not-an-object": "a JSON Lines line that is JSON but not an object",
     "missing-prompt-id": "prompt_id is missing, empty or not a string",
     "messages-not-list": "messages is missing or not a list",
     "messages-empty": "messages is an empty list",
@@ -137,7 +140,8 @@ class SeenIds:
     @staticmethod
     def _digest(prompt_id: str) -> int:
         # blake2b-64 is stable across processes (unlike hash()); collisions at 1e6 ids have probability ~3e-8.
-        return int.from_bytes(hashlib.blake2b(prompt_id.encode("utf-8"), digest_size=8).digest(), "little")
+        data = prompt_id.encode("utf-8", "surrogatepass")  # a JSON source can hold lone surrogates ("\\ud800")
+        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
     def _key(self, prompt_id: str) -> int:
         key = self._keys.get(prompt_id)
