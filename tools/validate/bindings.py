@@ -304,5 +304,7 @@ def _describe(forms: tuple[str, ...]) -> str:
 def check(text: str, place: Place, singular: bool = False) -> tuple[Parsed, list[Problem]]:
     """Parse ``text`` as it stands at ``place``: the parse and every syntax and placement problem, in order."""
     parsed = parse(text, optional_blocks=place in (Place.COMMAND, Place.SWEEP_COMMAND))
-    problems = [*parsed.problems, *placement_problems(parsed, place, singular)]
+    syntax = {problem.offset for problem in parsed.problems}  # one problem per position: syntax wins
+    placed = [problem for problem in placement_problems(parsed, place, singular) if problem.offset not in syntax]
+    problems = [*parsed.problems, *placed]
     return parsed, sorted(problems, key=lambda p: p.offset)
