@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools import scoring_client as sc
+from tools.serve import scoring_client as sc
 from tools.serve import endpoint_host
 from tools.serve.host import free_port
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import scoring_client as sc
+from tools.serve import scoring_client as sc
 from tools.core.errors import UserError
 from tools.serve import host as serve
 
@@ -102,8 +102,8 @@ def _flow_tree(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(REPO_ROOT / "flows" / "chat", root / "flows" / "chat",
                     ignore=shutil.ignore_patterns(".promptflow", "__pycache__"))  # fmt: skip
-    (root / "tools").mkdir()
-    shutil.copy2(REPO_ROOT / "tools" / "scoring_client.py", root / "tools" / "scoring_client.py")
+    (root / "tools" / "serve").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "tools" / "serve" / "scoring_client.py", root / "tools" / "serve" / "scoring_client.py")
     shutil.copy2(REPO_ROOT / "pf.yaml", root / "pf.yaml")
     return root
 

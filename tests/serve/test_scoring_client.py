@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import scoring_client as sc
+from tools.serve import scoring_client as sc
 
 from .conftest import REPO_ROOT, Reply, StubEndpoint
 

@@ -7,10 +7,30 @@ It runs ``mlflow models serve -m DIR --env-manager local -h 127.0.0.1 -p Q`` as 
 
 * ``POST /score`` (also ``/invocations``): an Azure foundation-model body (``input_data``) is converted to MLflow's
   chat body, scored, and answered as ``{"output": "<answer>"}`` (a list of those for several conversations);
-  any other body (MLflow chat, ``dataframe_records``, ...) goes to MLflow unchanged. A model failure answers 424,
-  as Azure does.
-* ``GET /ping`` (also ``/``, ``/health``): 200 once MLflow's server is ready, 503 before.
+  any other body (MLflow chat, ``dataframe_records``, ...) goes to MLflow unchanged.
+* ``GET /ping`` (also ``/``, ``/health``): 200 once MLflow's server and the tokenizer are ready, 503 before.
 * Key auth when ``LOCAL_ENDPOINT_KEY`` is set in the environment: ``Authorization: Bearer <key>``, else 401.
+
+Hostile input (tools/serve/request_body.py checks the body): every answer is JSON ``{"message": ...}``, and a
+client's mistake is a 4xx, never a 5xx or a dropped connection:
+
+* 413 for a body over ``--max-body-bytes``, refused from its ``Content-Length`` before it is read (the rest is
+  read and thrown away, bounded, so the client sees the answer); 411 without a length; 400 for a malformed one;
+* 400 for a body that is not UTF-8 JSON, nests too deep, is not an object, or has a parameter of the wrong type;
+* 400 when a prompt (plus ``max_new_tokens``) exceeds the model's context (tools/serve/model_context.py);
+* a connection that sends nothing for ``--idle-timeout`` s is closed; one whose request (headers and body) is not
+  complete ``--read-timeout`` s after its first byte gets 408 and is closed;
+* the status codes Azure documents for online endpoints (learn.microsoft.com/azure/machine-learning/
+  how-to-troubleshoot-online-endpoints, "HTTP status codes"): 408 when the model takes longer than the request
+  timeout (``request_timeout_ms``; here ``--request-timeout``), 424 when the model server fails, 429 for more
+  than 2 x max_concurrent_requests_per_instance (1) pending requests (here ``--max-pending``).
+
+Generation is bounded, not cancelled: MLflow runs ``predict`` in a worker thread that nothing can interrupt, so a
+client that leaves cannot stop the token loop. What is bounded instead: each generation stops after
+``--request-timeout`` less a margin (transformers' ``max_time``, given to the model through MLflow's
+``SERVING_MODEL_CONFIG``), and after the context's worth of tokens (the prompt-length cap). When the client leaves,
+the proxy stops waiting, sends none of a body's remaining conversations, and the slot is freed when the model
+returns.
 
 SIGTERM/SIGINT stop the proxy and the MLflow server; if the MLflow server dies, the proxy exits too.
 """
@@ -20,43 +40,169 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
+import io
 import json
+import math
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tools.serve import scoring_client
+from tools.serve.model_context import Context, PromptCounter, context_of
+from tools.serve.request_body import BodyError, Plan, content_length, decode, plan
 
 KEY_ENV = "LOCAL_ENDPOINT_KEY"
 HOST = "127.0.0.1"
 SCORE_PATHS = ("/score", "/invocations", "/")
 HEALTH_PATHS = ("/ping", "/health", "/", "/liveness", "/readiness")
-UPSTREAM_TIMEOUT_S = 600
+SERVING_MODEL_CONFIG = "SERVING_MODEL_CONFIG"  # mlflow.pyfunc.scoring_server: JSON model_config for load_model
+GENERATION_MARGIN_S = 2.0  # generation stops this long before the request timeout, so its answer still arrives
+DRAIN_MAX_BYTES = 256 * 1024 * 1024  # after a 413, at most this much of the refused body is read and dropped
 
 
-def mlflow_command(model_dir: str, upstream_port: int) -> list[str]:
-    """The MLflow scoring server command line (local env manager, loopback only)."""
+@dataclass(frozen=True)
+class Limits:
+    """The endpoint's bounds (all seconds or bytes); defaults match the repo's deployment (request_timeout_ms
+    90000, max_concurrent_requests_per_instance 1, one instance)."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    idle_timeout: float = 10.0
+    read_timeout: float = 30.0
+    request_timeout: float = 90.0
+    max_pending: int = 2
+    queue_wait: float = 0.5
+    max_connections: int = 64
+
+    @property
+    def max_time(self) -> float:
+        """transformers' ``max_time`` for one generation."""
+        return max(0.5, self.request_timeout - GENERATION_MARGIN_S)
+
+
+def mlflow_command(model_dir: str, upstream_port: int, limits: Limits | None = None) -> list[str]:
+    """The MLflow scoring server command line (local env manager, loopback only, its own timeout past ours)."""
+    timeout = math.ceil((limits or Limits()).request_timeout) + 5
     return [
         sys.executable, "-m", "mlflow", "models", "serve",
-        "-m", model_dir, "--env-manager", "local", "-h", HOST, "-p", str(upstream_port),
+        "-m", model_dir, "--env-manager", "local", "-h", HOST, "-p", str(upstream_port), "-t", str(timeout),
     ]  # fmt: skip
+
+
+def mlflow_env(base: dict[str, str], limits: Limits, transformers_model: bool) -> dict[str, str]:
+    """The MLflow server's environment: the interpreter's bin on PATH (MLflow starts ``uvicorn`` by name) and, for a
+    transformers model, ``max_time`` merged into ``SERVING_MODEL_CONFIG`` (passed to every generate call)."""
+    env = dict(base)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    if transformers_model:
+        try:
+            config = json.loads(env.get(SERVING_MODEL_CONFIG) or "{}")
+        except ValueError:
+            config = {}
+        config = config if isinstance(config, dict) else {}
+        config["max_time"] = limits.max_time
+        env[SERVING_MODEL_CONFIG] = json.dumps(config)
+    return env
+
+
+class _Stalled(Exception):
+    """The client sent nothing for the idle timeout, or not its whole request within the read timeout."""
+
+    def __init__(self, started: bool) -> None:
+        super().__init__("stalled")
+        self.started = started
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's raw reader: every receive waits at most the idle timeout, and none runs past the read
+    deadline (``read_timeout`` after the request's first byte), so a trickling client cannot hold a thread."""
+
+    def __init__(self, sock: socket.socket, limits: Limits) -> None:
+        self._sock = sock
+        self._limits = limits
+        self.first_byte: float | None = None
+
+    def begin(self) -> None:
+        self.first_byte = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.first_byte is None:
+            timeout = self._limits.idle_timeout
+        else:
+            timeout = min(self._limits.idle_timeout, self.first_byte + self._limits.read_timeout - time.monotonic())
+            if timeout <= 0:
+                raise _Stalled(True)
+        self._sock.settimeout(timeout)
+        try:
+            count = self._sock.recv_into(buffer)
+        except TimeoutError:
+            raise _Stalled(self.first_byte is not None) from None
+        if count and self.first_byte is None:
+            self.first_byte = time.monotonic()
+        return count
 
 
 class _Proxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64
 
-    def __init__(self, port: int, upstream_port: int, key: str | None) -> None:
+    def __init__(
+        self,
+        port: int,
+        upstream_port: int,
+        key: str | None,
+        limits: Limits | None = None,
+        context: Context | None = None,
+        counter: PromptCounter | None = None,
+    ) -> None:
         super().__init__((HOST, port), _Handler)
         self.upstream = f"http://{HOST}:{upstream_port}"
         self.key = key
+        self.limits = limits or Limits()
+        self.context = context
+        self.counter = counter
+        self.slots = threading.BoundedSemaphore(self.limits.max_pending)
+        self.connections = threading.BoundedSemaphore(self.limits.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):  # too many open connections: answer and close at once
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_raw_response(429, "too many open connections to this endpoint; retry later"))
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+
+def _raw_response(status: int, message: str) -> bytes:
+    body = json.dumps({"message": message}).encode("utf-8")
+    head = (f"HTTP/1.1 {status} {BaseHTTPRequestHandler.responses.get(status, ('',))[0]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    return head.encode("latin-1") + body
+
+
+class _ClientGone(Exception):
+    """The client closed its connection while its request was being scored."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,19 +214,66 @@ class _Handler(BaseHTTPRequestHandler):
             return  # readiness polling would drown the log
         sys.stderr.write(f"endpoint_host: {self.address_string()} {format % args}\n")
 
+    # ----------------------------------------------------------------------------------------- connection
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _DeadlineReader(self.connection, self.server.limits)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle(self) -> None:
+        self.close_connection = True
+        try:
+            self.handle_one_request()
+            while not self.close_connection:
+                self.handle_one_request()
+        except _Stalled as stalled:
+            if stalled.started:  # part of a request came: say why it is dropped
+                limit = self.server.limits.read_timeout
+                self._json(408, {"message": f"the request was not received within {limit:g} s"}, close=True)
+        except OSError:
+            pass  # the client reset the connection: nobody to answer
+
+    def handle_one_request(self) -> None:
+        self._reader.begin()
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/0.9":  # 0.9 answers have no status line: refuse it with one that has
+            self.request_version = "HTTP/1.0"
+            self.send_error(400, "HTTP/0.9 requests are not supported")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, too many headers, unknown method) as JSON."""
+        text = message or self.responses.get(code, ("error",))[0]
+        self.log_error("code %d, message %s", code, text)
+        self._json(code, {"message": f"{text}: {explain}" if explain and explain not in text else text}, close=True)
+
     # ----------------------------------------------------------------------------------------- replies
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def _reply(self, status: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
+        if close:
+            self.close_connection = True
+        try:
+            self.connection.settimeout(self.server.limits.idle_timeout)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
 
-    def _json(self, status: int, payload: Any) -> None:
-        self._reply(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"))
+    def _json(self, status: int, payload: Any, close: bool = False) -> None:
+        self._reply(status, json.dumps(payload, ensure_ascii=False).encode("utf-8"), close=close)
 
-    def _upstream(self, path: str, data: bytes | None = None) -> tuple[int, bytes]:
+    def _upstream(self, path: str, data: bytes | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
         request = urllib.request.Request(
             self.server.upstream + path,
             data=data,
@@ -88,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={"Content-Type": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=UPSTREAM_TIMEOUT_S) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -96,60 +289,98 @@ class _Handler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------------------------------------- routes
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if (self.headers.get("Content-Length") or "0").strip() != "0" or "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # a GET body is never read: it must not be taken for the next request
         if self.path.split("?")[0] not in HEALTH_PATHS:
-            self._json(404, {"message": f"no route {self.path}"})
+            self._json(404, {"message": f"no route {self.path[:200]}"})
             return
         try:
-            status, _ = self._upstream("/ping")
+            status, _ = self._upstream("/ping", timeout=2.0)
         except OSError:
             status = 503
-        self._json(200 if status == 200 else 503, {"status": "ready" if status == 200 else "starting"})
+        counter = self.server.counter
+        ready = status == 200 and (counter is None or counter.loaded.is_set())
+        self._json(200 if ready else 503, {"status": "ready" if ready else "starting"})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
         if self.path.split("?")[0] not in SCORE_PATHS:
-            self._json(404, {"message": f"no route {self.path}; POST /score"})
+            self._json(404, {"message": f"no route {self.path[:200]}; POST /score"}, close=True)
             return
         if self.server.key is not None:
             given = self.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {self.server.key}".encode()):
-                self._json(401, {"message": "key_auth_access_denied"})
+            if not hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {self.server.key}".encode()):
+                self._json(401, {"message": "key_auth_access_denied"}, close=True)
                 return
+        limits = self.server.limits
         try:
-            body = json.loads(raw or b"null")
-        except ValueError as error:
-            self._json(400, {"message": f"bad request: the body is not JSON ({error})"})
+            length = content_length(
+                self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding"), limits.max_body_bytes
+            )
+        except BodyError as error:
+            self._json(error.status, {"message": error.message}, close=True)
+            if error.status == 413:
+                self._discard(self.headers.get("Content-Length", "0"))
+            return
+        raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            self._json(400, {"message": f"the body ended after {len(raw)} of {length} bytes"}, close=True)
             return
         try:
-            if not (isinstance(body, dict) and "input_data" in body):  # any MLflow body: passed through as is
-                status, payload = self._upstream("/invocations", raw)
-                if status >= 500:
-                    self._json(424, {"message": _message(payload)})
-                else:
-                    self._reply(status, payload)
-                return
-            self._score_azure(body)
+            request = plan(decode(raw))
+            self._check_prompts(request)
+        except BodyError as error:
+            self._json(error.status, {"message": error.message})
+            return
+        try:
+            self._score(request)
+        except _ClientGone:
+            self.close_connection = True
+            self.log_message("client left before its answer; stopped waiting for the model")
         except OSError as error:
             self._json(503, {"message": f"model server unavailable: {error}"})
 
-    def _score_azure(self, body: dict) -> None:
-        data = body["input_data"]
-        conversations = data.get("input_string") if isinstance(data, dict) else None
-        if not isinstance(conversations, list) or not conversations:
-            self._json(400, {"message": "input_data.input_string: expected a list of conversations"})
+    def _discard(self, declared: str) -> None:
+        """Read and drop what the client still sends of a refused body (bounded in bytes and by the read
+        deadline), so it reads our 413 instead of a reset."""
+        left = min(int(declared.strip()), DRAIN_MAX_BYTES) if declared.strip().isdigit() else 0
+        with contextlib.suppress(_Stalled, OSError):
+            while left > 0:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+
+    # ----------------------------------------------------------------------------------------- scoring
+
+    def _check_prompts(self, request: Plan) -> None:
+        context, counter = self.server.context, self.server.counter
+        if context is None or counter is None or not counter.loaded.is_set() or counter.error:
             return
-        outputs = []
-        for conversation in conversations:
-            single = {"input_data": {"input_string": [conversation], "parameters": data.get("parameters") or {}}}
+        for index, (messages, max_new_tokens) in enumerate(request.conversations):
+            where = f"input_data.input_string[{index}]" if request.azure else f"conversation {index}"
             try:
-                chat = scoring_client.azure_to_mlflow(single)
-            except scoring_client.ScoringError as error:
-                self._json(400, {"message": str(error)})
+                tokens = counter.count(messages)
+            except ValueError as error:
+                raise BodyError(400, f"{where}: {error}") from None
+            wanted = tokens + (max_new_tokens or 0)
+            if tokens >= context.tokens or wanted > context.tokens:
+                asked = f" plus max_new_tokens {max_new_tokens}" if max_new_tokens else ""
+                raise BodyError(
+                    400,
+                    f"{where}: the prompt is {tokens} tokens{asked}; the model's context is {context.tokens} tokens "
+                    f"({context.source}): shorten the conversation or lower max_new_tokens",
+                )
+
+    def _score(self, request: Plan) -> None:
+        deadline = time.monotonic() + self.server.limits.request_timeout
+        outputs = []
+        for call in request.calls:
+            status, payload = self._call(call, deadline)
+            if not request.azure:
+                self._forward(status, payload)
                 return
-            status, payload = self._upstream("/invocations", json.dumps(chat).encode("utf-8"))
             if status != 200:
-                self._json(424 if status >= 500 else status, {"message": _message(payload)})
+                self._forward(status, payload)
                 return
             try:
                 outputs.append({"output": scoring_client.extract_answer(json.loads(payload))})
@@ -157,6 +388,69 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(424, {"message": f"model output not understood: {error}"})
                 return
         self._json(200, outputs[0] if len(outputs) == 1 else outputs)
+
+    def _call(self, data: bytes, deadline: float) -> tuple[int, bytes]:
+        """One upstream scoring call in a worker that holds a pending-request slot until MLflow answers; this
+        thread waits for it, answering 408 at the deadline and giving up when the client leaves."""
+        limits = self.server.limits
+        if not self.server.slots.acquire(timeout=limits.queue_wait):
+            message = f"too many pending requests (at most {limits.max_pending} at a time); retry with backoff"
+            return 429, json.dumps({"message": message}).encode()
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                wait = max(1.0, deadline - time.monotonic()) + 10  # MLflow's own 504 comes first
+                result["answer"] = self._upstream("/invocations", data, timeout=wait)
+            except OSError as error:
+                result["error"] = error
+            finally:
+                self.server.slots.release()
+                done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        while not done.wait(0.1):
+            if time.monotonic() > deadline:
+                message = (f"the model did not answer within the request timeout ({limits.request_timeout:g} s, "
+                           "--request-timeout; Azure: request_settings.request_timeout_ms)")  # fmt: skip
+                return 408, json.dumps({"message": message}).encode()
+            if self._client_gone():
+                raise _ClientGone
+        if "error" in result:
+            raise result["error"]
+        return result["answer"]
+
+    def _client_gone(self) -> bool:
+        """True when the client closed its side (readable with nothing to read) or reset the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            return True
+
+    def _forward(self, status: int, payload: bytes) -> None:
+        """MLflow's answer as ours: 200 and 4xx as they are (always JSON), its timeout as 408, other 5xx as 424."""
+        if status == 504:
+            self._json(408, {"message": f"the model did not answer in time: {_message(payload)}"})
+        elif status >= 500:
+            self._json(424, {"message": _message(payload)})
+        elif _is_json(payload):
+            self._reply(status, payload)
+        else:
+            self._json(status if status >= 400 else 424, {"message": _message(payload)})
+
+
+def _is_json(payload: bytes) -> bool:
+    try:
+        json.loads(payload)
+    except ValueError:
+        return False
+    return True
 
 
 def _message(payload: bytes) -> str:
@@ -169,22 +463,83 @@ def _message(payload: bytes) -> str:
     return json.dumps(decoded)[:500]
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``Limits`` flags (shared with ``serve start``)."""
+    defaults = Limits()
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults.max_body_bytes,
+        help=f"largest request body accepted, else 413 (default {defaults.max_body_bytes})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=defaults.request_timeout,
+        help=f"seconds to answer one request, else 408; generation stops just before "
+        f"(default {defaults.request_timeout:g})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=defaults.idle_timeout,
+        help=f"seconds a connection may send nothing (default {defaults.idle_timeout:g})",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=defaults.read_timeout,
+        help=f"seconds to receive a whole request once it began, else 408 (default {defaults.read_timeout:g})",
+    )
+    parser.add_argument("--max-pending", type=int, default=defaults.max_pending,
+                        help=f"requests scored at once, else 429 (default {defaults.max_pending})")  # fmt: skip
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    values = {
+        "max_body_bytes": args.max_body_bytes, "request_timeout": args.request_timeout,
+        "idle_timeout": args.idle_timeout, "read_timeout": args.read_timeout, "max_pending": args.max_pending,
+    }  # fmt: skip
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value:g}")
+    return Limits(**values)
+
+
+def limit_flags(limits: Limits) -> list[str]:
+    """``limits`` as this module's command-line flags (what ``serve start`` passes on)."""
+    return [
+        "--max-body-bytes", str(limits.max_body_bytes), "--request-timeout", repr(limits.request_timeout),
+        "--idle-timeout", repr(limits.idle_timeout), "--read-timeout", repr(limits.read_timeout),
+        "--max-pending", str(limits.max_pending),
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.serve.endpoint_host", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.serve.endpoint_host", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream-port", type=int, required=True)
+    add_limit_arguments(parser)
     args = parser.parse_args(argv)
-
     try:
-        proxy = _Proxy(args.port, args.upstream_port, os.environ.pop(KEY_ENV, None) or None)
+        limits = limits_from(args)
+    except ValueError as error:
+        parser.error(str(error))
+
+    context = context_of(args.model)
+    counter = PromptCounter(args.model) if context is not None else None
+    try:
+        proxy = _Proxy(args.port, args.upstream_port, os.environ.pop(KEY_ENV, None) or None, limits, context, counter)
     except OSError as error:
         print(f"endpoint_host: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
         return 3
-    env = dict(os.environ)
-    # MLflow starts `uvicorn` by name: the interpreter's bin folder must be on PATH.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    child = subprocess.Popen(mlflow_command(args.model, args.upstream_port), env=env, stdin=subprocess.DEVNULL)
+    env = mlflow_env(dict(os.environ), limits, transformers_model=context is not None)
+    child = subprocess.Popen(mlflow_command(args.model, args.upstream_port, limits), env=env, stdin=subprocess.DEVNULL)
+    if counter is not None:
+        threading.Thread(target=_load_counter, args=(counter,), daemon=True).start()
+        print(f"endpoint_host: prompt cap {context.tokens} tokens ({context.source})", file=sys.stderr, flush=True)
     exit_code = {"code": 0}
 
     def shutdown(code: int) -> None:
@@ -211,6 +566,12 @@ def main(argv: list[str] | None = None) -> int:
         stop_descendants()
         child.wait()
     return exit_code["code"]
+
+
+def _load_counter(counter: PromptCounter) -> None:
+    counter.load()
+    if counter.error:
+        print(f"endpoint_host: no prompt-length cap: {counter.error}", file=sys.stderr, flush=True)
 
 
 def stop_descendants(timeout: float = 10.0) -> None:

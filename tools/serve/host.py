@@ -29,6 +29,7 @@ from pathlib import Path
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import REPO_ROOT
+from tools.serve.endpoint_host import Limits, add_limit_arguments, limit_flags, limits_from
 
 STATE_DIR = REPO_ROOT / ".runs" / "serve"
 HOST = "127.0.0.1"
@@ -157,11 +158,13 @@ def start(
     key: str | None = None,
     state_dir: Path | None = None,
     ready_timeout: float = READY_TIMEOUT_S,
+    limits: Limits | None = None,
 ) -> Endpoint:
     """Start the local endpoint in its own process group, record it, and wait until ``/ping`` answers 200.
 
-    ``port=0`` picks a free port. ``key`` turns on Bearer key auth. Raises UserError (after cleaning up) when the
-    model folder is wrong, the port is taken, the server dies, or it is not ready within ``ready_timeout`` seconds.
+    ``port=0`` picks a free port. ``key`` turns on Bearer key auth. ``limits``: body cap, timeouts, pending requests
+    (tools.serve.endpoint_host.Limits; defaults when None). Raises UserError (after cleaning up) when the model
+    folder is wrong, the port is taken, the server dies, or it is not ready within ``ready_timeout`` seconds.
     """
     import psutil
 
@@ -181,7 +184,7 @@ def start(
     if key:
         env[KEY_ENV] = key
     command = [sys.executable, "-m", "tools.serve.endpoint_host", "--model", str(model), "--port", str(port),
-               "--upstream-port", str(upstream_port)]  # fmt: skip
+               "--upstream-port", str(upstream_port), *limit_flags(limits or Limits())]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -275,12 +278,13 @@ def local_endpoint(
     key: str | None = None,
     state_dir: Path | None = None,
     ready_timeout: float = READY_TIMEOUT_S,
+    limits: Limits | None = None,
 ) -> Iterator[str]:
     """Serve ``model_dir`` on 127.0.0.1 for the ``with`` block and yield the scoring URL; always stops it.
 
     The server log is removed after a clean exit and kept (its path is in the state) when the block raised.
     """
-    endpoint = start(model_dir, port, key=key, state_dir=state_dir, ready_timeout=ready_timeout)
+    endpoint = start(model_dir, port, key=key, state_dir=state_dir, ready_timeout=ready_timeout, limits=limits)
     try:
         yield endpoint.url
     except BaseException:
@@ -301,6 +305,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     begin.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port on {HOST} (default {DEFAULT_PORT})")
     begin.add_argument("--ready-timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for readiness")
     begin.add_argument("--key-env", metavar="VAR", help="require `Authorization: Bearer $VAR` (key auth)")
+    add_limit_arguments(begin)
     end = sub.add_parser("stop", help="stop a local endpoint (all of them without --port)")
     end.add_argument("--port", type=int, help="the endpoint's port")
     sub.add_parser("status", help="list the recorded local endpoints")
@@ -313,7 +318,11 @@ def run(args: argparse.Namespace) -> int:
             key = os.environ.get(args.key_env)
             if not key:
                 raise UserError(f"--key-env {args.key_env}: the variable is not set")
-        endpoint = start(args.model, args.port, key=key, ready_timeout=args.ready_timeout)
+        try:
+            limits = limits_from(args)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        endpoint = start(args.model, args.port, key=key, ready_timeout=args.ready_timeout, limits=limits)
         print(f"serving {endpoint.model} at {endpoint.url} (pid {endpoint.pid}, log {endpoint.log})")
         print(f"stop with: python -m tools serve stop --port {endpoint.port}")
         return 0

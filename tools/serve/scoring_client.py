@@ -77,6 +77,81 @@ def check_messages(messages: Any, where: str = "messages") -> list[dict[str, str
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
+MAX_INT = 2**31 - 1  # generation lengths past this are not numbers any model takes (int32 in torch and ONNX)
+
+
+def _integer(value: Any, where: str, minimum: int) -> int:
+    """An integer (an integral JSON number like 5.0 counts) in [minimum, MAX_INT]; booleans are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ScoringError(f"{where}: expected an integer >= {minimum}, got {json.dumps(value)[:40]}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ScoringError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    if not minimum <= value <= MAX_INT:
+        raise ScoringError(f"{where}: expected an integer in [{minimum}, {MAX_INT}], got {value:.0f}")
+    return int(value)
+
+
+def _number(value: Any, where: str, low: float, high: float | None, low_open: bool = False) -> float:
+    """A finite JSON number in the range; booleans are not numbers."""
+    span = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScoringError(f"{where}: expected a number in {span}, got {json.dumps(value)[:40]}")
+    too_low = value <= low if low_open else value < low
+    if value != value or too_low or (high is not None and value > high) or value in (float("inf"), float("-inf")):
+        raise ScoringError(f"{where}: expected a number in {span}, got {value!r}")
+    return value
+
+
+def check_parameters(params: Any, where: str = "input_data.parameters") -> dict[str, Any]:
+    """Check the generation parameters' types and ranges (absent or null: none); return them as given.
+
+    The ranges are those transformers' GenerationConfig accepts (temperature > 0 only matters when sampling,
+    top_p in (0, 1], top_k >= 0, max_new_tokens >= 1); keys this client does not know are left to the server.
+    """
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        kind = type(params).__name__
+        raise ScoringError(f"{where or 'parameters'}: expected an object of generation parameters, got {kind}")
+    checked = dict(params)
+    at = (lambda key: f"{where}.{key}") if where else (lambda key: key)  # noqa: E731 - a one-line key path
+    if "temperature" in params:
+        checked["temperature"] = _number(params["temperature"], at("temperature"), 0.0, None)
+    if "top_p" in params:
+        checked["top_p"] = _number(params["top_p"], at("top_p"), 0.0, 1.0, low_open=True)
+    if "top_k" in params:
+        checked["top_k"] = _integer(params["top_k"], at("top_k"), 0)
+    if "max_new_tokens" in params:
+        checked["max_new_tokens"] = _integer(params["max_new_tokens"], at("max_new_tokens"), 1)
+    if "do_sample" in params and not isinstance(params["do_sample"], bool):
+        raise ScoringError(f"{at('do_sample')}: expected true or false, got {json.dumps(params['do_sample'])[:40]}")
+    return checked
+
+
+def check_chat_fields(body: dict, where: str = "") -> dict[str, Any]:
+    """Check the typed fields of an MLflow/OpenAI chat body (``max_tokens``, ``temperature``, ...); return them."""
+    prefix = f"{where}." if where else ""
+    params: dict[str, Any] = {}
+    if "max_tokens" in body and body["max_tokens"] is not None:
+        params["max_new_tokens"] = _integer(body["max_tokens"], f"{prefix}max_tokens", 1)
+    for key in ("temperature", "top_p", "top_k"):
+        if key in body and body[key] is not None:
+            params[key] = body[key]
+    checked = check_parameters(params, where)
+    if "n" in body and body["n"] is not None:
+        _integer(body["n"], f"{prefix}n", 1)
+    if "stream" in body and body["stream"] is not None and not isinstance(body["stream"], bool):
+        raise ScoringError(f"{prefix}stream: expected true or false")
+    stop = body.get("stop")
+    if (
+        stop is not None
+        and not isinstance(stop, str)
+        and not (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise ScoringError(f"{prefix}stop: expected a string or a list of strings")
+    return checked
+
+
 def azure_body(conversations: list[list[dict[str, str]]], parameters: dict[str, Any] | None = None) -> dict:
     """Build the foundation-model body for one or more conversations."""
     checked = [check_messages(c, f"input_string[{i}]") for i, c in enumerate(conversations)]
@@ -94,10 +169,10 @@ def azure_to_mlflow(body: dict) -> dict:
             f"input_data.input_string: an MLflow chat request takes exactly one conversation, got {count}"
         )
     messages = check_messages(conversations[0], "input_data.input_string[0]")
-    params = data.get("parameters") or {}
+    params = check_parameters(data.get("parameters"))
     out: dict[str, Any] = {"messages": messages}
     if "max_new_tokens" in params:
-        out["max_tokens"] = int(params["max_new_tokens"])
+        out["max_tokens"] = params["max_new_tokens"]
     if params.get("do_sample", True) is False:
         out["top_k"] = 1  # greedy: the signature has no do_sample; top-1 sampling is arg-max
     else:
@@ -120,7 +195,7 @@ def mlflow_to_azure(body: dict) -> dict:
     if "top_k" in body and not greedy:
         params["top_k"] = body["top_k"]
     if "max_tokens" in body:
-        params["max_new_tokens"] = int(body["max_tokens"])
+        params["max_new_tokens"] = _integer(body["max_tokens"], "max_tokens", 1)
     return {"input_data": {"input_string": [messages], "parameters": params}, "params": {}}
 
 
