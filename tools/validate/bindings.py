@@ -237,6 +237,15 @@ def _form_problem(parts: tuple[str, ...]) -> str | None:
     return f"unknown expression (Azure documents {KNOWN_FORMS})"
 
 
+def substitute(text: str, stand_in: str = "x") -> str:
+    """``text`` with each well-formed expression replaced by ``stand_in`` (to check the shape around expressions,
+    e.g. a datastore URI whose datastore is ``${{default_datastore}}``); malformed ones stay as they are."""
+    parsed = parse(text)
+    for expression in reversed(parsed.expressions):
+        text = text[: expression.start] + stand_in + text[expression.end :]
+    return text
+
+
 # --------------------------------------------------------------------------------------------------- placement
 
 _ALLOWED: dict[Place, tuple[str, ...]] = {

@@ -122,3 +122,13 @@ def test_parent_binding_helper() -> None:
     assert parent_binding("${{parent.inputs.x}}/more") is None
     assert parent_binding("${{inputs.x}}") is None
     assert parent_binding("${{parent.inputs.x}") is None
+
+
+def test_a_datastore_uri_built_from_runtime_expressions_is_well_formed(run_rule) -> None:
+    from tools.validate.rules import uris
+
+    data = pipeline({"s": {"type": "command", "command": "echo", "outputs": {"o": {"path": OUTPUT_PATH}}}})
+    assert run_rule(uris.check, data, kind="pipelineJob") == []
+    data["jobs"]["s"]["outputs"]["o"]["path"] = "azureml://datastores/${{default_datastore}}/${{name}}"
+    [found] = run_rule(uris.check, data, kind="pipelineJob")
+    assert found[2] == "uri" and "${{default_datastore}}" in found[3]  # the message shows the value as written

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from tools.validate.bindings import OPEN, substitute
 from tools.validate.document import Spec
 from tools.validate.rules._walk import walk
 
@@ -35,28 +36,30 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
     for path, value in walk(spec.data):
         if not isinstance(value, str) or path == ("$schema",):
             continue
-        if value.startswith("azureml://registries/"):
-            if not REGISTRY_ASSET.match(value):
+        # ${{default_datastore}}, ${{name}}: Azure fills them in; their own shape is rules.bindings'
+        shape = substitute(value) if OPEN in value else value
+        if shape.startswith("azureml://registries/"):
+            if not REGISTRY_ASSET.match(shape):
                 emit(
                     path,
                     f"malformed registry URI {value!r} (expected azureml://registries/<registry>/"
                     "<components|models|environments|data>/<name>/versions/<version> or .../labels/<label>)",
                     rule="registry-uri",
                 )
-        elif value.startswith("azureml://jobs/"):
-            if not JOB_OUTPUT.match(value):
+        elif shape.startswith("azureml://jobs/"):
+            if not JOB_OUTPUT.match(shape):
                 emit(
                     path,
                     f"malformed job output URI {value!r} (expected azureml://jobs/<job>/outputs/<output>)",
                     rule="job-uri",
                 )
-        elif value.startswith("azureml://"):
-            if not DATASTORE_PATH.match(value):
+        elif shape.startswith("azureml://"):
+            if not DATASTORE_PATH.match(shape):
                 emit(
                     path,
                     f"malformed azureml URI {value!r} (expected azureml://registries/..., azureml://jobs/... "
                     "or azureml://datastores/<datastore>/paths/<path>)",
                     rule="uri",
                 )
-        elif value.startswith("azureml:") and path and path[-1] in ASSET_KEYS and not WORKSPACE_ASSET.match(value):
+        elif shape.startswith("azureml:") and path and path[-1] in ASSET_KEYS and not WORKSPACE_ASSET.match(shape):
             emit(path, f"malformed asset reference {value!r} (expected azureml:<name>:<version>)", rule="asset-ref")
