@@ -17,7 +17,7 @@ from tools.data.options import Options
 from tools.data.outputs import Issues, Output, where
 from tools.data.rows import Problem, check_row, conversation_size, first_user_content, normalize_prompt_id
 from tools.data.selection import Plan
-from tools.data.sources import RowBatch, Source, first_line, iter_batches
+from tools.data.sources import RowBatch, Source, iter_batches
 
 Record = tuple[Any, Any, Any]  # (prompt_id, messages, prompt)
 
@@ -79,16 +79,21 @@ def invalid_utf8_rows(table: Any) -> dict[int, Problem]:
         pass
     problems = {}
     for index in range(table.num_rows):
-        try:
-            table.slice(index, 1).validate(full=True)
-        except pa.ArrowInvalid as exc:
-            problems[index] = ("invalid-utf8", f"a string is not valid UTF-8 ({first_line(exc)})")
+        row = table.take([index])  # a copy of the row: a slice validates its whole child arrays
+        for name in row.column_names:
+            try:
+                row.column(name).validate(full=True)
+            except pa.ArrowInvalid:
+                problems[index] = ("invalid-utf8", f"{name} holds a string that is not valid UTF-8")
+                break
     return problems
 
 
 def _arrow_records(table: Any, problems: dict[int, Problem]) -> list[Record | None]:
+    import pyarrow as pa
+
     good = [i for i in range(table.num_rows) if i not in problems]
-    part = table.take(good) if problems else table
+    part = table.take(pa.array(good, pa.int64())) if problems else table
     pids, messages = column_values(part, "prompt_id"), column_values(part, "messages")
     assert pids is not None and messages is not None
     prompts = column_values(part, "prompt") or [None] * part.num_rows

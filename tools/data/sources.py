@@ -274,9 +274,10 @@ def _unreachable(source: Source, why: str) -> UserError:
 def _layout_json_files(source: Source) -> dict[str, list[str]] | None:
     """The JSON data files a local hub-layout folder's README names per split (None: not a JSON dataset)."""
     import datasets
+    from datasets.packaged_modules.json.json import Json
 
     builder = datasets.load_dataset_builder(source.path)
-    if type(builder).__name__ != "Json" or not builder.config.data_files:
+    if not isinstance(builder, Json) or not builder.config.data_files:
         return None
     files = {split: [str(name) for name in names] for split, names in builder.config.data_files.items()}
     return files if all(Path(name).is_file() for names in files.values() for name in names) else None
@@ -296,12 +297,11 @@ def open_source(source: Source, revision: str | None) -> Any:
     kwargs = dict(source.kwargs)
     if revision and source.kind == "hub":
         kwargs["revision"] = revision
-    if source.kind != "json":
-        # pyarrow pre-buffers every row group of a file it scans and keeps the buffers until the file is done:
-        # RSS grew by the compressed file size (~0.75 GB for train_gen). Read row group by row group instead.
-        import pyarrow.dataset as pds
+    # pyarrow pre-buffers every row group of a file it scans and keeps the buffers until the file is done:
+    # RSS grew by the compressed file size (~0.75 GB for train_gen). Read row group by row group instead.
+    import pyarrow.dataset as pds
 
-        kwargs["fragment_scan_options"] = pds.ParquetFragmentScanOptions(pre_buffer=False)
+    kwargs["fragment_scan_options"] = pds.ParquetFragmentScanOptions(pre_buffer=False)
     try:
         if source.kind == "hub-layout" and (json_files := _layout_json_files(source)) is not None:
             return _json_splits(source, json_files)
