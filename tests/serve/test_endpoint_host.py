@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tools.serve import scoring_client as sc
 from tools.serve import endpoint_host
+from tools.serve import scoring_client as sc
 from tools.serve.host import free_port
 
 from .conftest import Reply, StubEndpoint

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.serve import scoring_client as sc
 from tools.core.errors import UserError
 from tools.serve import host as serve
+from tools.serve import scoring_client as sc
 
 from .conftest import REPO_ROOT
 

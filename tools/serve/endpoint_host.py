@@ -118,9 +118,10 @@ def mlflow_env(base: dict[str, str], limits: Limits, transformers_model: bool) -
 class _Stalled(Exception):
     """The client sent nothing for the idle timeout, or not its whole request within the read timeout."""
 
-    def __init__(self, started: bool) -> None:
-        super().__init__("stalled")
+    def __init__(self, started: bool, reason: str) -> None:
+        super().__init__(reason)
         self.started = started
+        self.reason = reason
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -135,6 +136,9 @@ class _DeadlineReader(io.RawIOBase):
     def begin(self) -> None:
         self.first_byte = None
 
+    def _late(self) -> str:
+        return f"the request was not complete {self._limits.read_timeout:g} s after its first byte (--read-timeout)"
+
     def readable(self) -> bool:
         return True
 
@@ -144,12 +148,15 @@ class _DeadlineReader(io.RawIOBase):
         else:
             timeout = min(self._limits.idle_timeout, self.first_byte + self._limits.read_timeout - time.monotonic())
             if timeout <= 0:
-                raise _Stalled(True)
+                raise _Stalled(True, self._late())
         self._sock.settimeout(timeout)
         try:
             count = self._sock.recv_into(buffer)
         except TimeoutError:
-            raise _Stalled(self.first_byte is not None) from None
+            if self.first_byte is not None and time.monotonic() >= self.first_byte + self._limits.read_timeout:
+                raise _Stalled(True, self._late()) from None
+            idle = f"nothing received for {self._limits.idle_timeout:g} s (--idle-timeout) in the middle of a request"
+            raise _Stalled(self.first_byte is not None, idle) from None
         if count and self.first_byte is None:
             self.first_byte = time.monotonic()
         return count
@@ -208,6 +215,7 @@ class _ClientGone(Exception):
 class _Handler(BaseHTTPRequestHandler):
     server: _Proxy
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # a malformed request line still gets a status line (0.9 answers have none)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         if self.command == "GET" and self.path.split("?")[0] in HEALTH_PATHS:
@@ -229,8 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.handle_one_request()
         except _Stalled as stalled:
             if stalled.started:  # part of a request came: say why it is dropped
-                limit = self.server.limits.read_timeout
-                self._json(408, {"message": f"the request was not received within {limit:g} s"}, close=True)
+                self._json(408, {"message": stalled.reason}, close=True)
         except OSError:
             pass  # the client reset the connection: nobody to answer
 
@@ -238,17 +245,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reader.begin()
         super().handle_one_request()
 
-    def parse_request(self) -> bool:
-        if not super().parse_request():
-            return False
-        if self.request_version == "HTTP/0.9":  # 0.9 answers have no status line: refuse it with one that has
-            self.request_version = "HTTP/1.0"
-            self.send_error(400, "HTTP/0.9 requests are not supported")
-            return False
-        return True
-
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, too many headers, unknown method) as JSON."""
+        if code == 501:  # an unknown method is the client's mistake: 405, not a 5xx
+            code, message = 405, f"method {str(self.command)[:20]!r} is not allowed here: GET /ping, POST /score"
         text = message or self.responses.get(code, ("error",))[0]
         self.log_error("code %d, message %s", code, text)
         self._json(code, {"message": f"{text}: {explain}" if explain and explain not in text else text}, close=True)
@@ -266,7 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
         except OSError:
             self.close_connection = True
 
