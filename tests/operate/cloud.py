@@ -1,7 +1,8 @@
 """The tests' handle on a stand-in `az`: the semantic stand-in (tests/operate/standin_az/az.py) behind a recorder
 that logs every call's argv and exit code. Assertions about Azure's state go through `az` itself (`show`, `list`,
 `--query -o tsv`), so an independent stand-in with the same documented semantics passes the same tests; only the
-test controls (``fail_invokes``, ``fail_deployments``, ``job_outcomes``, ``usage``) know the stand-in's state file.
+test controls (``fail_invokes``, ``fail_deployments``, ``job_outcomes``, ``usage``, ``ml_usage_missing``) know
+the stand-in's state file.
 Set AZ_STANDIN to another stand-in's executable to run the story against it (its controls: same state keys)."""
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class Cloud:
 
     def job_outcomes(self, *statuses: str) -> None:
         self._control("job_outcomes", list(statuses))
+
+    def ml_usage_missing(self) -> None:
+        """`az ml compute list-usage` is not a command here (an `ml` extension without it)."""
+        self._control("ml_usage_missing", True)
 
     def usage(self, family: str, current: int, limit: int) -> None:
         state = json.loads(self.state.read_text()) if self.state.is_file() else {}

@@ -16,12 +16,15 @@ unless --yes is given: the refusal comes before anything runs.
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from tools.core.errors import CloudRefused, UserError
-from tools.operate import reconcile, rollout
+from tools.operate import jobs, reconcile, rollout
 from tools.operate.az import Az
 from tools.operate.options import add_plan_arguments, plan_from_args
 from tools.operate.plan import title
@@ -51,9 +54,22 @@ def substitute(argv: tuple[str, ...], variables: dict[str, str]) -> list[str]:
     return [VARIABLE.sub(one, word) for word in argv]
 
 
-def _hints(step: Step) -> None:
-    for hint in step.on_failure:
-        print(f"hint: {shell_command(hint)}", file=sys.stderr)
+def _hints(step: Step, variables: dict[str, str]) -> None:
+    for hint in jobs.logs_hint(step, variables):
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def with_sets(data: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """The spec as `--set key.path=value` leaves it (what Azure receives)."""
+    out = copy.deepcopy(data)
+    for pair in sets:
+        path, _, value = pair.partition("=")
+        *parents, last = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return out
 
 
 def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str, str]) -> str:
@@ -66,7 +82,13 @@ def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str,
     if step.action == "register":
         return reconcile.register(az, ws, step, argv)
     if step.action == "rollout":
-        return rollout.deploy(az, ws, step, root)
+        sets = substitute(step.sets, variables)
+        resolved = dataclasses.replace(step, sets=tuple(sets), data=with_sets(step.data, sets))
+        return rollout.deploy(az, ws, resolved, root)
+    if step.action == "follow":
+        return jobs.follow(az, step, argv)
+    if step.action == "job-wait":
+        return jobs.wait(az, step, argv, variables)
     if step.captures:
         value = az.capture(argv, f"step {step.name}")
         if not value:
@@ -93,7 +115,7 @@ def execute(az: Az, ws: Workspace, steps: list[Step], root: Path, variables: dic
         except CloudRefused as error:
             message = str(error)
             if not message.startswith("rollout "):  # a blue/green rollout prints its new deployment's own
-                _hints(step)
+                _hints(step, variables)
             prefixed = message.startswith(("step ", "rollout "))
             raise CloudRefused(message if prefixed else f"step {step.name}: {message}") from None
         print(f"    {outcome}", flush=True)
@@ -107,6 +129,8 @@ def bump_model_version(az: Az, ws: Workspace, job: str | None, root: Path) -> bo
     from tools.operate.promote import set_values_key
 
     name, version = registered_model(ws, job_spec(ws, job))
+    if version is None:
+        return False  # a finetuning job without a version: the service registers the next free one
     free = reconcile.next_free_version(az, ws, name)
     if version.isdigit() and int(version) >= free:
         return False  # the values' version is still free
@@ -146,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     if destructive and not args.yes:
         raise UserError(f"refusing to run destructive steps without --yes: {', '.join(destructive)} (nothing was run)")
     if missing:
-        raise UserError(f"stages {','.join(stages)} need {', '.join(missing)}: pass --job-name NAME or add stage train")
+        raise UserError(f"stages {','.join(stages)} need {', '.join(missing)}: pass --job-name NAME (the job whose "
+                        "output they use) or add stage train")
     Az.require()
     az = Az(root)
     bump = args.next_model_version and {"train", "register"} & set(stages)

@@ -6,13 +6,18 @@ Needs (pure, from the rendered specs and `schemas/catalog/skus.yaml`: vcpus and 
   online deployment      vcpus(instance_type) x instance_count x 1.2, rounded up: Azure reserves 20 % more cores
                          than instance_count needs, for upgrades (how-to-manage-quotas; "OutOfQuota ...
                          Additional needed"); during a blue/green rollout the old deployment keeps its cores too
-When executing, `az ml compute list-usage` (the workspace's region: Azure ML compute and managed online endpoints
-share the per-family vCPU quota) gives `current_value` and `limit` per family (`name.value`, compared
-case-insensitively). A deployment must fit in limit - current; a cluster's full scale must fit in the limit.
+When executing, the usage comes from `az ml compute list-usage` (the workspace's region: Azure ML compute and
+managed online endpoints share the per-family vCPU quota; rows `current_value`, `limit`, `name.value`), or, where
+that command is not available (older `ml` extensions) or does not report the family, from
+`az vm list-usage --location REGION` (Microsoft.Compute usages: `currentValue`, `limit`, `name.value`; the region
+from the values' `workspace.location`, else `az ml workspace show --query location`). Families are compared
+case-insensitively. A deployment must fit in limit - current; a cluster's full scale must fit in the limit. When
+neither source reports the family, the step runs and Azure answers (the line says it was not checked).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -103,12 +108,42 @@ def shortfall(need: Need, usage: dict[str, Usage]) -> str | None:
     )
 
 
-def check(az: Any, scope: list[str], need: Need) -> None:
+def ml_usage(az: Any, ws: Any) -> dict[str, Usage] | None:
+    """`az ml compute list-usage` by family; None when the command fails (not available in this `ml` extension)."""
+    result = az.call(["az", "ml", "compute", "list-usage", *ws.scope(), "-o", "json"])
+    if result.code != 0:
+        return None
+    try:
+        return parse_usage(json.loads(result.stdout or "[]"))
+    except json.JSONDecodeError:
+        return None
+
+
+def vm_usage(az: Any, ws: Any) -> dict[str, Usage]:
+    """`az vm list-usage --location REGION` by family (the region of the workspace)."""
+    sub = ["--subscription", ws.subscription]
+    location = ws.location or az.capture(
+        ["az", "ml", "workspace", "show", "--name", ws.ml_workspace, "-g", ws.resource_group, *sub,
+         "--query", "location", "-o", "tsv"], "quota: the workspace's region",
+    )  # fmt: skip
+    rows = az.json(["az", "vm", "list-usage", "--location", location, *sub], "quota: az vm list-usage")
+    return parse_usage(rows)
+
+
+def check(az: Any, ws: Any, need: Need) -> None:
     """Raise CloudRefused (before the step runs) when Azure's usage leaves too few cores for ``need``."""
     if need.family is None or need.cores == 0:
         return
-    rows = az.json(["az", "ml", "compute", "list-usage", *scope], "quota: az ml compute list-usage")
-    problem = shortfall(need, parse_usage(rows))
+    usage = ml_usage(az, ws)
+    if usage is None or need.family.lower() not in usage:
+        why = "is not available" if usage is None else f"does not report {need.family}"
+        print(f"    quota: az ml compute list-usage {why}; asking az vm list-usage", flush=True)
+        usage = vm_usage(az, ws)
+    if need.family.lower() not in usage:
+        print(f"    {need.line()}: not checked (no usage reported for {need.family}; Azure answers at the step)",
+              flush=True)  # fmt: skip
+        return
+    problem = shortfall(need, usage)
     if problem:
         raise CloudRefused(problem)
     print(f"    {need.line()}: fits", flush=True)

@@ -37,7 +37,7 @@ def ensure(az: Az, ws: Workspace, step: Step, argv: list[str]) -> str:
     live = az.show(step.show)
     if live is None:
         if step.kind == "amlCompute":
-            quota.check(az, ws.scope(), quota.compute_need(step.data))
+            quota.check(az, ws, quota.compute_need(step.data))
         az.run(argv, step.name)
         return "created"
     if step.update is None:
@@ -52,7 +52,7 @@ def ensure(az: Az, ws: Workspace, step: Step, argv: list[str]) -> str:
                 f"compute {step.data.get('name')}: {', '.join(fixed)} cannot change on an existing cluster "
                 f"({live.get('size')} in Azure, {step.data.get('size')} in {step.spec}): use a new cluster name"
             )
-        quota.check(az, ws.scope(), quota.compute_need(step.data))
+        quota.check(az, ws, quota.compute_need(step.data))
     az.run(list(step.update), step.name)
     return f"updated ({', '.join(differs)})"
 

@@ -26,12 +26,12 @@ from typing import Any
 from tools.core.errors import CloudRefused, UserError
 from tools.operate import quota
 from tools.operate.az import Az
+from tools.operate.bluegreen import partner
 from tools.operate.compare import differing_keys
 from tools.operate.stages import get_logs_commands, invoke_argv
 from tools.operate.steps import SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step, shell_command
 from tools.operate.workspace import Workspace
 
-COLOURS = ("blue", "green")
 IN_PLACE = frozenset(
     {"instance_count", "request_settings", "liveness_probe", "readiness_probe", "description", "app_insights_enabled"}
 )
@@ -39,13 +39,6 @@ NOT_UPDATABLE = frozenset({"tags"})  # online-deployment update cannot change ta
 WAIT_SECONDS = 20
 WAIT_TRIES = 90
 PENDING = ("Creating", "Updating", "Provisioning", "Scaling")
-
-
-def partner(name: str, spec_name: str) -> str:
-    """The colour a new deployment takes beside ``name``."""
-    if name in COLOURS:
-        return COLOURS[1 - COLOURS.index(name)]
-    return spec_name if name != spec_name else f"{spec_name}-next"
 
 
 def traffic_word(shares: dict[str, int]) -> str:
@@ -115,12 +108,22 @@ def _print_logs(ws: Workspace, deployment: str, endpoint: str) -> None:
         print(f"hint: {shell_command(hint)}", file=sys.stderr)
 
 
-def _create(az: Az, step: Step, name: str, all_traffic: bool, endpoint: str) -> None:
-    quota.check(az, step_scope(step, az), quota.deployment_need(name, step.data))
+def set_words(step: Step) -> list[str]:
+    """`--set key=value` for each override of the spec (the model a finetuning job registered)."""
+    return [word for pair in step.sets for word in ("--set", pair)]
+
+
+def _create(az: Az, ws: Workspace, step: Step, name: str, all_traffic: bool, endpoint: str) -> None:
+    quota.check(az, ws, quota.deployment_need(name, step.data))
     argv = ["az", "ml", "online-deployment", "create", "-f", str(step.spec), "--name", name, *scope_of(step)]
     if all_traffic:
         argv.append("--all-traffic")
-    az.run(argv, f"create deployment {name} on {endpoint}")
+    az.run([*argv, *set_words(step)], f"create deployment {name} on {endpoint}")
+
+
+def _update(az: Az, step: Step, name: str, what: str) -> None:
+    argv = ["az", "ml", "online-deployment", "update", "-f", str(step.spec), "--name", name, *scope_of(step)]
+    az.run([*argv, *set_words(step)], what)
 
 
 def scope_of(step: Step) -> list[str]:
@@ -128,10 +131,6 @@ def scope_of(step: Step) -> list[str]:
     argv = list(step.argv)
     start = argv.index("-g")
     return argv[start : start + 6]
-
-
-def step_scope(step: Step, _az: Az) -> list[str]:
-    return scope_of(step)
 
 
 def deploy(az: Az, ws: Workspace, step: Step, root: Path) -> str:
@@ -144,10 +143,9 @@ def deploy(az: Az, ws: Workspace, step: Step, root: Path) -> str:
     live = sorted((pct, name) for name, pct in traffic.items() if pct > 0 and name in existing)
     if not live:  # a new endpoint (nothing serves yet): this deployment takes all traffic at once
         if spec_name not in existing:
-            _create(az, step, spec_name, True, endpoint.name)
+            _create(az, ws, step, spec_name, True, endpoint.name)
             return f"created {spec_name} with all traffic (first deployment of {endpoint.name})"
-        az.run(["az", "ml", "online-deployment", "update", "-f", str(step.spec), "--name", spec_name, *scope_of(step)],
-               f"update deployment {spec_name}")  # fmt: skip
+        _update(az, step, spec_name, f"update deployment {spec_name}")
         endpoint.set_traffic({spec_name: 100})
         return f"updated {spec_name} and gave it all traffic"
     old = live[-1][1]
@@ -157,8 +155,7 @@ def deploy(az: Az, ws: Workspace, step: Step, root: Path) -> str:
             endpoint.set_traffic({name: (100 if name == old else 0) for name in existing if name in traffic})
         return f"unchanged ({old} serves {spec.get('model')} as the spec says)"
     if set(differs) <= IN_PLACE:
-        az.run(["az", "ml", "online-deployment", "update", "-f", str(step.spec), "--name", old, *scope_of(step)],
-               f"update deployment {old} ({', '.join(differs)})")  # fmt: skip
+        _update(az, step, old, f"update deployment {old} ({', '.join(differs)})")
         return f"updated {old} in place ({', '.join(differs)})"
     return blue_green(az, ws, step, endpoint, old, existing, root, differs)
 
@@ -179,7 +176,7 @@ def blue_green(
         endpoint.delete(new)
     shifted = mirrored = False
     try:
-        _create(az, step, new, False, endpoint.name)
+        _create(az, ws, step, new, False, endpoint.name)
         endpoint.wait_succeeded(new)
         endpoint.invoke(new)  # directly, before it takes any live traffic
         if settings.get("mirror"):

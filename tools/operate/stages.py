@@ -8,7 +8,11 @@ stage. Which specs exist is read from the render, never from a list in code; the
   register   the job's output as the model version of the values (a `type: finetuning` job registers its own
              `outputs.registered_model`: no step)
   deploy     the endpoint (show, create or update), then the deployment: all traffic at once on a new endpoint,
-             blue/green beside a live deployment (``tools.operate.rollout``)
+             blue/green beside a live deployment (``tools.operate.rollout``; printed as a shell branch by
+             ``tools.operate.bluegreen``). After a `type: finetuning` job it deploys the model the job registered:
+             `outputs.registered_model.name`, the version the spec sets or else the one `az ml job show` reports
+             for that output (azureml-operations.md "Fine-tuning jobs"; azure-ai-ml reads the output's
+             `assetName`/`assetVersion` back from the service), through `--set model=azureml:NAME:VERSION`
   smoke      invoke the endpoint with the sample request
   teardown   delete the endpoint (destructive: needs --yes)
 """
@@ -21,7 +25,7 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import kinds
-from tools.operate import quota
+from tools.operate import bluegreen, quota
 from tools.operate.steps import JOB_NAME_VAR, SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step
 from tools.operate.workspace import Spec, Workspace
 
@@ -42,6 +46,7 @@ JOB_CREATE = "az ml job create"
 # The job submitted unless --job names another: the registry pipeline, when rendered.
 DEFAULT_JOB = "finetune.yml"
 FINETUNING = "finetuning"  # `type: finetuning` jobs register their `outputs.registered_model` themselves
+MODEL_VERSION_VAR = "REGISTERED_MODEL_VERSION"  # the version a finetuning job's registered_model output reports
 
 
 def az_create(kind: str) -> list[str]:
@@ -110,14 +115,26 @@ def job_spec(ws: Workspace, job: str | None) -> Spec:
     )
 
 
-def registered_model(ws: Workspace, job: Spec) -> tuple[str, str]:
-    """The model name and version the run ends in: a finetuning job's `outputs.registered_model`, else the
-    workspace's `registered_model` (what the register stage creates)."""
+def is_finetuning(spec: Spec | None) -> bool:
+    return spec is not None and spec.data.get("type") == FINETUNING
+
+
+def registered_model(ws: Workspace, job: Spec) -> tuple[str, str | None]:
+    """The model name and version the run ends in: a finetuning job's `outputs.registered_model` (version None when
+    the spec leaves it to the service, which registers the next free one), else the workspace's `registered_model`
+    (what the register stage creates)."""
     values = ws.values.get("registered_model", {})
-    if job.data.get("type") == FINETUNING:
+    if is_finetuning(job):
         output = (job.data.get("outputs") or {}).get("registered_model") or {}
-        return str(output.get("name") or values.get("name")), str(output.get("version") or values.get("version"))
+        version = output.get("version")
+        return str(output.get("name") or values.get("name")), None if version in (None, "") else str(version)
     return str(values.get("name")), str(values.get("version"))
+
+
+def job_logs_command(ws: Workspace) -> tuple[str, ...]:
+    """What a failed or canceled job left: its logs and outputs (`az ml job download --all`)."""
+    return ("az", "ml", "job", "download", "--name", "${JOB_NAME}", "--all", "--download-path", "job-logs/${JOB_NAME}",
+            *ws.scope())  # fmt: skip
 
 
 def model_free_step(ws: Workspace, name: str, version: str, stage: str) -> Step:
@@ -147,19 +164,23 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
             ))  # fmt: skip
     spec = job_spec(ws, job)
     model_name, model_version = registered_model(ws, spec)
-    steps.append(model_free_step(ws, model_name, model_version, "train"))
+    if model_version is not None:  # a finetuning job without a version: the service registers the next free one
+        steps.append(model_free_step(ws, model_name, model_version, "train"))
     create = az_create(spec.kind) if spec.kind in kinds() else JOB_CREATE.split()
     submit = (*create, "-f", spec.path, *ws.scope(), "--query", "name", "-o", "tsv")
-    finetuning = spec.data.get("type") == FINETUNING
-    registers = " (the service registers its outputs.registered_model)" if finetuning else ""
+    registers = ""
+    if is_finetuning(spec):
+        registers = (f" (the service registers its outputs.registered_model as {model_name}:"
+                     f"{model_version or 'its next version'}: no register step)")  # fmt: skip
     steps += [
         Step("train.job-submit", "train", submit, f"submit {spec.path}{registers}", captures=JOB_NAME_VAR,
              spec=spec.path, kind=spec.kind, data=spec.data),
         Step("train.job-stream", "train", ("az", "ml", "job", "stream", "--name", "${JOB_NAME}", *ws.scope()),
-             "follow the job's logs until it ends"),
+             "follow the job's logs until it ends", action="follow"),
         Step("train.job-status", "train",
              ("az", "ml", "job", "show", "--name", "${JOB_NAME}", *ws.scope(), "--query", "status", "-o", "tsv"),
-             "the job must have Completed (not Failed or Canceled)", captures="JOB_STATUS", expect="Completed"),
+             "wait for a terminal state: the job must have Completed (Failed or Canceled stop here)",
+             action="job-wait", captures="JOB_STATUS", expect="Completed", on_failure=(job_logs_command(ws),)),
     ]  # fmt: skip
     return steps
 
@@ -169,8 +190,7 @@ def register_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     the one value not known at render time (its spec carries the placeholder JOB_NAME)."""
     from tools.render.derived import JOB_NAME_PLACEHOLDER
 
-    jobs = job_specs(ws)
-    if jobs and job_spec(ws, job).data.get("type") == FINETUNING:
+    if is_finetuning(chosen_job(ws, job)):
         return []  # the finetuning job registered its output itself
     steps = []
     for spec in ws.of_kind("model"):
@@ -203,7 +223,28 @@ def get_logs_commands(ws: Workspace, deployment: str, endpoint: str) -> tuple[tu
     )
 
 
-def deploy_steps(ws: Workspace) -> list[Step]:
+def chosen_job(ws: Workspace, job: str | None) -> Spec | None:
+    """The job a plan submits (None when the render has no job spec)."""
+    return job_spec(ws, job) if job_specs(ws) else None
+
+
+def finetuned_model_steps(ws: Workspace, job: Spec) -> tuple[list[Step], tuple[str, ...]]:
+    """After a `type: finetuning` job: the version of the model it registered (a capture from `az ml job show`,
+    unless the spec sets it) and the `--set` that points the deployment at that model."""
+    name, version = registered_model(ws, job)
+    steps: list[Step] = []
+    if version is None:
+        show = ("az", "ml", "job", "show", "--name", "${JOB_NAME}", *ws.scope(), "--query",
+                "outputs.registered_model.version", "-o", "tsv")  # fmt: skip
+        listing = ("az", "ml", "model", "list", "--name", name, *ws.scope(), "-o", "table")
+        steps.append(Step("deploy.registered-model-version", "deploy", show,
+                          f"the version of {name} that {job.path} registered (its outputs.registered_model)",
+                          captures=MODEL_VERSION_VAR, on_failure=(listing,)))  # fmt: skip
+        version = "${" + MODEL_VERSION_VAR + "}"
+    return steps, (f"model=azureml:{name}:{version}",)
+
+
+def deploy_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     endpoint = endpoint_spec(ws)
     name = str(endpoint.data["name"])
     create = (*az_create("managedOnlineEndpoint"), "-f", endpoint.path, *ws.scope())
@@ -214,27 +255,27 @@ def deploy_steps(ws: Workspace) -> list[Step]:
              show=show_of(ws, "managedOnlineEndpoint", endpoint.data), update=update, spec=endpoint.path,
              kind="managedOnlineEndpoint", data=endpoint.data),
     ]  # fmt: skip
-    rollout = ws.rollout
+    sets: tuple[str, ...] = ()
+    source = chosen_job(ws, job)
+    if is_finetuning(source):
+        assert source is not None
+        version_steps, sets = finetuned_model_steps(ws, source)
+        steps += version_steps
+    set_words = tuple(word for pair in sets for word in ("--set", pair))
     for spec in ws.of_kind("managedOnlineDeployment"):
         deployment = str(spec.data.get("name"))
         on = str(spec.data.get("endpoint_name", name))
-        first = (*az_create("managedOnlineDeployment"), "-f", spec.path, *ws.scope(), "--all-traffic")
+        first = (*az_create("managedOnlineDeployment"), "-f", spec.path, *ws.scope(), "--all-traffic", *set_words)
         show = ("az", "ml", "online-deployment", "show", "--name", deployment, "--endpoint-name", on, *ws.scope())
-        steps_text = ", ".join(f"{s} %" for s in rollout["steps"])
-        notes = (
-            quota.deployment_need(deployment, spec.data).line(),
-            "a new endpoint: this deployment takes all traffic at once (the line below);",
-            "a live endpoint: `python -m tools apply` creates the new deployment beside the live one at 0 % (the other "
-            "colour), waits for Succeeded, invokes it directly (--deployment-name), "
-            + (f"mirrors {rollout['mirror']} % of live traffic, " if rollout.get("mirror") else "")
-            + f"shifts live traffic {steps_text} with a smoke test between, then "
-            + ("keeps the old deployment at 0 %" if rollout.get("keep_old") else "deletes the old deployment")
-            + "; any failure puts all traffic back on the old one",
-        )
-        steps.append(Step(f"deploy.deployment-{deployment}", "deploy", first,
-                          f"deployment of {spec.data.get('model')} on {on}", action="rollout", show=show,
-                          spec=spec.path, kind="managedOnlineDeployment", data=spec.data, notes=notes,
-                          on_failure=get_logs_commands(ws, deployment, on)))  # fmt: skip
+        model = sets[0].split("=", 1)[1] if sets else spec.data.get("model")
+        plan = bluegreen.Plan(
+            spec_path=spec.path, spec_name=deployment, endpoint=on, scope=tuple(ws.scope()), sets=set_words,
+            rollout=ws.rollout, request_file=SAMPLE_REQUEST,
+        )  # fmt: skip
+        steps.append(Step(f"deploy.deployment-{deployment}", "deploy", first, f"deployment of {model} on {on}",
+                          action="rollout", show=show, spec=spec.path, kind="managedOnlineDeployment", data=spec.data,
+                          notes=(quota.deployment_need(deployment, spec.data).line(),), sets=sets,
+                          script=bluegreen.script(plan), on_failure=get_logs_commands(ws, deployment, on)))  # fmt: skip
     return steps
 
 
@@ -274,7 +315,7 @@ def build_plan(ws: Workspace, stages: list[str], job: str | None = None) -> list
         "bootstrap": bootstrap_steps,
         "train": lambda w: train_steps(w, job),
         "register": lambda w: register_steps(w, job),
-        "deploy": deploy_steps,
+        "deploy": lambda w: deploy_steps(w, job),
         "smoke": smoke_steps,
         "teardown": teardown_steps,
     }

@@ -7,8 +7,11 @@ them, ``tools.operate.plan`` prints them through ``format_plan``. A step's ``act
   ensure    show first; create what is missing, update what differs (``update`` argv), skip what is equal;
             without ``update`` the resource is an immutable version: an existing one is left as it is
   model-free  the model version the job will register must not exist yet (versions are immutable)
-  rollout   the deployment: all traffic at once on a new endpoint, blue/green beside a live one
-  job-wait  follow a submitted job to its end; its status must be Completed
+  rollout   the deployment: all traffic at once on a new endpoint, blue/green beside a live one (``sets``: the
+            `--set key=value` overrides of its spec, e.g. the model a `type: finetuning` job registered)
+  follow    stream a job's logs; its exit code does not decide (the job-wait step after it does)
+  job-wait  ask for a submitted job's status until it is terminal (Completed, Failed, Canceled); it must be Completed
+A step's ``script`` (the rollout's two branches) replaces its one shell line in the printed plan.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ class Step:
     needs_files: tuple[str, ...] = ()  # local files that must exist before the step runs
     on_failure: tuple[tuple[str, ...], ...] = ()  # commands that help diagnose a failure (printed, not run)
     notes: tuple[str, ...] = ()  # comment lines printed with the plan (quota needs, the rollout's path)
+    sets: tuple[str, ...] = ()  # `--set key=value` overrides of the spec (rollout), may hold ${VAR}
+    script: str | None = None  # the shell the plan prints instead of one line (the rollout's branches)
 
     def variables(self) -> list[str]:
         """The ``${VAR}`` names this step reads."""
-        words = [*self.argv, *(self.show or ()), *(self.update or ())]
+        words = [*self.argv, *(self.show or ()), *(self.update or ()), *self.sets]
         return list(dict.fromkeys(name for word in words for name in VARIABLE.findall(word)))
 
 
@@ -78,12 +83,18 @@ def shell_command(argv: tuple[str, ...] | list[str]) -> str:
 
 def shell_line(step: Step) -> str:
     """One step as shell: captures become VAR=$(...); ensure becomes show-then-update-or-create."""
+    if step.script is not None:
+        return step.script
     command = shell_command(step.argv)
     if step.captures:
         line = f"{step.captures}=$({command})"
         if step.expect is not None:
             line += f'\ntest "${step.captures}" = {shlex.quote(step.expect)}'
+        else:
+            line += f'\ntest -n "${step.captures}"'
         return line
+    if step.action == "follow":
+        return f"{command} || true"
     if step.action == "model-free" and step.show:
         return f"! {shell_command(step.show)} >/dev/null 2>&1"
     if step.show and step.update:

@@ -9,6 +9,8 @@ Test controls live under state["control"] (set through tests/operate/cloud.py, n
   failing_invokes     deployment names whose scoring fails (HTTP 424 from the model)
   failing_deployments deployment names whose provisioning ends Failed
   usage               {family: {"current": n, "limit": m}} for `az ml compute list-usage` / `az vm list-usage`
+  ml_usage_missing    true: `az ml compute list-usage` is not a command (an `ml` extension without it)
+Job outcomes and other bookkeeping stay under "control" too, so that `show` prints only what Azure would.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Args:
     def __init__(self, argv: list[str]) -> None:
         self.words: list[str] = []
         self.options: dict[str, str | bool] = {}
+        self.sets: list[str] = []  # `--set path=value` may repeat (the CLI's generic update arguments)
         alias = {"-g": "--resource-group", "-w": "--workspace-name", "-n": "--name", "-e": "--endpoint-name",
                  "-f": "--file", "-o": "--output"}  # fmt: skip
         flags = {"--all-traffic", "--yes", "-y", "--no-wait"}
@@ -52,6 +55,10 @@ class Args:
                 if word in flags:
                     self.options[key] = True
                     i += 1
+                    continue
+                if word == "--set":
+                    self.sets.append(argv[i + 1] if i + 1 < len(argv) else "")
+                    i += 2
                     continue
                 self.options[key] = argv[i + 1] if i + 1 < len(argv) else ""
                 i += 2
@@ -101,6 +108,21 @@ class Cloud:
         data.pop("$schema", None)
         if isinstance(self.args.get("--name"), str):
             data["name"] = self.args.get("--name")  # --name overrides the file's name (az ml ... create --name)
+        for pair in self.args.sets:
+            # --set a.b=value updates the object before it is sent (`az ml online-deployment create --set`:
+            # "Update an object by specifying a property path and value to set"); the value is JSON or a string.
+            path, sep, text = pair.partition("=")
+            if not sep or not path:
+                raise Refused(f"ERROR: --set expects PATH=VALUE, got {pair!r}", 2)
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = text
+            *parents, last = path.split(".")
+            node = data
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
         return data
 
     # versioned assets ----------------------------------------------------------------------------------------
@@ -195,7 +217,8 @@ class Cloud:
         name = f"job_{len(self.state.setdefault('job_counter', [])) + 1:04d}"
         self.state["job_counter"].append(name)
         outcomes = self.control.setdefault("job_outcomes", [])
-        data.update(name=name, status="Starting", final=outcomes.pop(0) if outcomes else "Completed")
+        self.control.setdefault("job_finals", {})[name] = outcomes.pop(0) if outcomes else "Completed"
+        data.update(name=name, status="Starting", id=self.arm("jobs", name))
         jobs[name] = data
         return data
 
@@ -209,7 +232,8 @@ class Cloud:
         """Jobs move Starting -> Running -> Completed | Failed | Canceled; `stream` follows the job to its end."""
         job = self.job()
         if job["status"] not in TERMINAL:
-            job["status"] = job["final"] if to_end or job["status"] == "Running" else "Running"
+            final = self.control.get("job_finals", {}).get(job["name"], "Completed")
+            job["status"] = final if to_end or job["status"] == "Running" else "Running"
             if job["status"] == "Completed" and job.get("type") == "finetuning":
                 self.register_output(job)
         return job
@@ -220,11 +244,14 @@ class Cloud:
         name = output.get("name")
         if not name:
             return
+        # Without a version the service registers the next free one; `az ml job show` then reports it on the
+        # output (azure-ai-ml reads `assetName`/`assetVersion` of a job output back into `outputs.<name>`).
         versions = self.table("models").setdefault(name, {})
         version = str(output.get("version") or (max([int(v) for v in versions if v.isdigit()], default=0) + 1))
         versions.setdefault(version, {"name": name, "version": version, "type": "mlflow_model",
                                       "path": f"azureml://jobs/{job['name']}/outputs/registered_model",
-                                      "id": self.arm("models", name, version)})  # fmt: skip
+                                      "job_name": job["name"], "id": self.arm("models", name, version)})  # fmt: skip
+        output["version"] = version
 
     # endpoints and deployments -----------------------------------------------------------------------------
     def endpoint(self, name: str | None = None) -> dict[str, Any]:
@@ -412,9 +439,11 @@ def dispatch(cloud: Cloud, words: list[str]) -> Any:
     if key == "ml workspace show":
         rg = args.get("--resource-group")
         base = f"/subscriptions/{args.get('--subscription', SUB_DEFAULT)}/resourceGroups/{rg}/providers"
-        return {"name": args.get("--name"), "storage_account": f"{base}/Microsoft.Storage/storageAccounts/st1",
+        return {"name": args.get("--name"), "location": cloud.state.get("location", "eastus2"),
+                "storage_account": f"{base}/Microsoft.Storage/storageAccounts/st1",
                 "container_registry": f"{base}/Microsoft.ContainerRegistry/registries/cr1"}  # fmt: skip
     if key == "vm list-usage":
+        args.need("--location")  # `az vm list-usage` is per region: --location is required
         return cloud.usage(camel=True)
     noun, verb = (words[1], words[2]) if len(words) >= 3 else ("", "")
     if noun in assets:
@@ -436,6 +465,9 @@ def dispatch(cloud: Cloud, words: list[str]) -> Any:
                 raise not_found(f"compute {args.get('--name')}")
             return found
         if verb == "list-usage":
+            if cloud.control.get("ml_usage_missing"):
+                # what the CLI answers for a command its installed extension lacks (exit 2)
+                raise Refused("ERROR: 'list-usage' is misspelled or not recognized by the system.", 2)
             return cloud.usage(camel=False)
     if noun == "job":
         if verb == "create":
