@@ -1,26 +1,47 @@
-"""Azure's naming rules: compute names, asset names (data, models, environments), endpoint and deployment names."""
+"""Azure's naming rules, and the clusters that jobs name.
+
+* Online endpoint and deployment names: 3-32 characters, a letter first, then letters, digits or hyphens, not ending
+  with a hyphen (azure-ai-ml ``validate_endpoint_or_deployment_name``; ``EndpointConfigurations.NAME_REGEX_PATTERN``).
+* Compute (cluster) names: Azure's pages disagree, so only what neither allows is an error: the ARM naming rules
+  give 2-16 alphanumerics and hyphens (learn.microsoft.com/azure/azure-resource-manager/management/resource-name-
+  rules, Microsoft.MachineLearningServices ``workspaces / computes``), the compute-cluster how-to gives 3-24, a letter
+  first, letters, digits and '-', a '-' followed by a letter somewhere later (how-to-create-attach-compute-cluster,
+  "Compute name"). We accept 2-24 characters, a letter first, letters, digits and hyphens.
+* Asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.', at most 255.
+* The cluster a job, a pipeline step (``compute:``) or a registry component input (``compute_finetune`` and the
+  other ``compute_*``) names resolves when the run knows clusters: an amlCompute spec validated in the same run, or
+  the workspace values' clusters a caller puts on the context (``workspace_computes``: name -> VM size). A name
+  close to a known one is a typo (error: Azure fails the submission, "compute not found"); another name may be a
+  cluster of the workspace that this run does not see (warning, naming the known clusters).
+"""
 
 from __future__ import annotations
 
+import difflib
 import re
+from typing import Any
 
+from tools.validate.bindings import OPEN
 from tools.validate.document import Spec
-from tools.validate.rules._walk import get_path
+from tools.validate.rules._walk import get_path, walk
 
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
-COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,15}$")
+COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,23}$")
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 ASSET_KINDS = {"data": "asset", "model": "asset", "environment": "environment"}
+COMPUTE_KINDS = ("amlCompute", "computeInstance")
+NOT_A_CLUSTER = ("serverless", "local")  # compute values that name no cluster
+ARM_COMPUTE = re.compile(r"/computes/(?P<name>[^/]+)$", re.IGNORECASE)
 
 
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     data = spec.data
-    if spec.kind == "amlCompute":
+    if spec.kind in COMPUTE_KINDS:
         name = data.get("name")
         if isinstance(name, str) and not COMPUTE_NAME.match(name):
             emit(
                 ("name",),
-                f"compute name {name!r} must be 2-16 characters: a letter, then letters, digits or hyphens",
+                f"compute name {name!r} must be 2-24 characters: a letter, then letters, digits or hyphens",
                 rule="name",
             )
     elif spec.kind in ASSET_KINDS:
@@ -30,6 +51,10 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
     elif spec.kind == "managedOnlineDeployment":
         endpoint_name(spec, ("name",), emit)
         endpoint_name(spec, ("endpoint_name",), emit)
+    known = known_clusters(context)
+    if known and spec.kind not in COMPUTE_KINDS:
+        for key_path, value in compute_references(data):
+            _resolve_cluster(key_path, value, known, emit)
 
 
 def asset_name(data: dict, emit, noun: str) -> None:  # noqa: ANN001
@@ -38,7 +63,8 @@ def asset_name(data: dict, emit, noun: str) -> None:  # noqa: ANN001
     if isinstance(name, str) and not ASSET_NAME.match(name):
         emit(
             ("name",),
-            f"{noun} name {name!r} must start with a letter or digit and hold only letters, digits, '-', '_' and '.'",
+            f"{noun} name {name!r} must start with a letter or digit and hold only letters, digits, '-', '_' and '.' "
+            "(at most 255 characters)",
             rule="name",
         )
 
@@ -51,4 +77,54 @@ def endpoint_name(spec: Spec, key: tuple, emit) -> None:  # noqa: ANN001
             f"{name!r} must be 3-32 characters: a letter first, then letters, digits or hyphens, "
             "not ending with a hyphen",
             rule="name",
+        )
+
+
+def known_clusters(context: Any) -> dict[str, str]:
+    """Cluster name -> VM size: the run's compute specs and the workspace values' clusters, if a caller gave them."""
+    return {**(getattr(context, "workspace_computes", None) or {}), **(getattr(context, "computes", None) or {})}
+
+
+def compute_references(data: Any) -> list[tuple[tuple, str]]:
+    """Every string that names a cluster: ``compute`` (a job, a step, ``settings.default_compute``) and the
+    ``compute_*`` inputs of a step or pipeline, with their key paths (values that are expressions are left out)."""
+    found = []
+    for key_path, value in walk(data):
+        if not isinstance(value, str) or OPEN in value or not key_path:
+            continue
+        key = key_path[-1] if key_path[-1] not in ("default", "value") or len(key_path) < 2 else key_path[-2]
+        if not isinstance(key, str):
+            continue
+        if key in ("compute", "default_compute") or (key.startswith("compute_") and _in_inputs(key_path)):
+            found.append((key_path, value))
+    return found
+
+
+def _in_inputs(key_path: tuple) -> bool:
+    return "inputs" in key_path[:-1]
+
+
+def cluster_name(value: str) -> str | None:
+    """The cluster a compute value names (``azureml:gpu``, ``gpu``, an ARM id), or None (serverless, local)."""
+    name = value.strip().removeprefix("azureml:")
+    arm = ARM_COMPUTE.search(name)
+    if arm:
+        name = arm["name"]
+    return None if not name or name.lower() in NOT_A_CLUSTER else name
+
+
+def _resolve_cluster(key_path: tuple, value: str, known: dict[str, str], emit) -> None:  # noqa: ANN001
+    name = cluster_name(value)
+    if name is None or name in known:
+        return
+    listed = ", ".join(sorted(known))
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    if close:
+        emit(key_path, f"no cluster named {name!r} (did you mean {close[0]}? known clusters: {listed})", rule="compute")
+    else:
+        emit(
+            key_path,
+            f"cluster {name!r} is not among the clusters this run knows ({listed}): make sure the workspace has it",
+            "warning",
+            "compute",
         )
