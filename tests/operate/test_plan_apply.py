@@ -222,3 +222,26 @@ def test_job_option_submits_another_rendered_job(scratch_repo, cloud, tools_cli)
     assert submits == [["ml", "job", "create", "-f", others[0], *DEV, "--query", "name", "-o", "tsv"]]
     code, _, err = apply(tools_cli, scratch_repo, "--stage", "train", "--job", "jobs/nope.yml")
     assert code == 2 and "--job jobs/nope.yml: not a rendered job spec of dev" in err
+
+
+def test_plan_prints_both_branches_of_the_deployment_step(tmp_path, make_repo, tools_cli) -> None:
+    root = make_repo(tmp_path / "repo")
+    code, out, err = tools_cli("plan", "--workspace", "prod", "--root", str(root), *FAST, "--stage", "deploy")
+    assert code == 0, err
+    subprocess.run(["bash", "-n"], input=out, text=True, check=True)  # the plan parses as bash
+    branch = out[out.index('if [ -z "${LIVE}" ]; then'):]
+    new_endpoint, live = branch.split("\nelse\n", 1)
+    assert "--name blue" in new_endpoint and new_endpoint.rstrip().endswith("--all-traffic")
+    live = live[: live.index("\nfi\n")]
+    lines = [line.strip() for line in live.splitlines() if not line.strip().startswith("#")]
+    assert lines[0] == 'if [ "${LIVE}" = blue ]; then NEW=green; else NEW=blue; fi'
+    assert lines[1].startswith('az ml online-deployment create -f build/prod/endpoints/deployment.yml --name "${NEW}"')
+    assert "--all-traffic" not in lines[1]
+    assert "--query provisioning_state -o tsv)\" = Succeeded" in lines[2]
+    assert '--deployment-name "${NEW}"' in lines[3]
+    shifts = [line for line in lines if "--traffic" in line]
+    assert [s.split('--traffic "')[1].split('"')[0] for s in shifts] == [
+        "${LIVE}=90 ${NEW}=10", "${LIVE}=50 ${NEW}=50", "${LIVE}=0 ${NEW}=100"]  # fmt: skip
+    first_shift = lines.index(shifts[0])
+    assert all("invoke" in lines[i] for i in (first_shift + 1, first_shift + 2))  # smoke between steps
+    assert lines[-1].startswith('az ml online-deployment delete --name "${LIVE}"')  # keep_old: false

@@ -219,3 +219,62 @@ def test_quota_preflight_stops_before_the_deployment_is_created(repo, cloud, too
     assert ("quota: deployment blue needs 58 standardNCADSA100v4Family vCPUs (24 x 2 instances x 1.2), 20 free "
             "(limit 120, in use 100): 38 short") in err  # fmt: skip
     assert not [a for a in cloud.argvs() if a[:3] == ["ml", "online-deployment", "create"]]
+
+
+def test_mirror_goes_to_the_idle_deployment_only_and_is_cleared_before_the_shift(repo, cloud, tools_cli) -> None:
+    defaults = repo / "workspaces" / "defaults.yaml"
+    assert "  mirror: 0\n" in defaults.read_text()
+    defaults.write_text(defaults.read_text().replace("  mirror: 0\n", "  mirror: 20\n"))
+    git(repo, "commit", "-qam", "mirror 20 % of live traffic during a rollout")
+    assert promote_and_apply(tools_cli, cloud, repo, "1")[0] == 0
+    cloud.forget_calls()
+    code, out, err = promote_and_apply(tools_cli, cloud, repo, "2")
+    assert code == 0, err
+    calls = [c for c in cloud.calls() if c["rc"] == 0]
+    argvs = [c["argv"] for c in calls]
+    live = {"blue": 100}
+    mirrors: list[tuple[int, str, int, int]] = []  # (index, deployment, mirrored %, its live % at that moment)
+    for i, argv in enumerate(argvs):
+        if "--traffic" in argv:
+            live = {p.split("=")[0]: int(p.split("=")[1]) for p in argv[argv.index("--traffic") + 1].split()}
+        if "--mirror-traffic" in argv:
+            name, pct = argv[argv.index("--mirror-traffic") + 1].split("=")
+            mirrors.append((i, name, int(pct), live.get(name, 0)))
+    assert [(m[1], m[2]) for m in mirrors] == [("green", 20), ("green", 0)]
+    assert all(m[2] <= 50 and m[3] == 0 for m in mirrors)  # at most half, never on a deployment with live traffic
+    direct = next(i for i, a in enumerate(argvs) if a[:3] == ["ml", "online-endpoint", "invoke"]
+                  and "--deployment-name" in a)  # fmt: skip
+    first_shift = next(i for i, a in enumerate(argvs)
+                       if "--traffic" in a and "green=0" not in a[a.index("--traffic") + 1])  # fmt: skip
+    assert direct < mirrors[0][0] < mirrors[1][0] < first_shift  # cleared before green takes live traffic
+    endpoint = cloud.show("ml", "online-endpoint", "show", "--name", PROD_ENDPOINT, *PROD)
+    assert not any(int(v) for v in (endpoint.get("mirror_traffic") or {}).values())
+    assert serving(cloud).endswith("versions/2")
+
+
+def test_mirror_over_half_of_live_traffic_is_refused_before_anything_runs(repo, cloud, tools_cli) -> None:
+    defaults = repo / "workspaces" / "defaults.yaml"
+    defaults.write_text(defaults.read_text().replace("  mirror: 0\n", "  mirror: 60\n"))
+    code, _, err = tools_cli("apply", "--workspace", "prod", "--root", str(repo), *FAST, "--stage", "deploy",
+                             "--execute")  # fmt: skip
+    assert code == 2 and "rollout.mirror" in err and "50" in err
+    assert cloud.calls() == []
+
+
+def test_quota_preflight_falls_back_to_az_vm_list_usage(repo, cloud, tools_cli) -> None:
+    cloud.ml_usage_missing()  # an `ml` extension without `compute list-usage`
+    cloud.usage("standardNCADSA100v4Family", current=100, limit=120)
+    seed_dev_model(cloud, repo, "1")
+    assert tools_cli("promote", "--model", f"{MODEL}:1", "--root", str(repo), *FAST, "--execute")[0] == 0
+    argv = ("apply", "--workspace", "prod", "--root", str(repo), *FAST, "--stage", "deploy", "--execute")
+    code, _, err = tools_cli(*argv)
+    assert code == 1
+    assert "quota: deployment blue needs 58 standardNCADSA100v4Family vCPUs (24 x 2 instances x 1.2), 20 free" in err
+    usage_calls = [a for a in cloud.argvs() if "list-usage" in a]
+    assert usage_calls[0][:3] == ["ml", "compute", "list-usage"]
+    assert usage_calls[1][:4] == ["vm", "list-usage", "--location", "eastus2"]
+    assert not [a for a in cloud.argvs() if a[:3] == ["ml", "online-deployment", "create"]]
+    cloud.usage("standardNCADSA100v4Family", current=0, limit=120)
+    code, out, err = tools_cli(*argv)
+    assert code == 0, err
+    assert "quota: deployment blue needs 58 standardNCADSA100v4Family vCPUs (24 x 2 instances x 1.2): fits" in out
