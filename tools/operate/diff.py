@@ -1,5 +1,7 @@
 """`python -m tools diff`: unified diff of a workspace's rendered specs, between two git revisions or between two
-workspaces. Empty output and exit 0 when the renders are equal (--exit-code: exit 1 when they differ).
+workspaces. The working tree's side is rendered once in memory (``tools.render.engine.render``: a
+``RenderedWorkspace``), never written. Empty output and exit 0 when the renders are equal (--exit-code: exit 1
+when they differ).
 
   --base REV        the render of REV (the whole revision extracted with `git archive` into a temporary folder and
                     rendered by its own tools, values, templates and schemas) against the render of the working
@@ -19,9 +21,13 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT
+
+if TYPE_CHECKING:
+    from tools.render.engine import RenderedWorkspace
 
 
 def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str, label_b: str) -> str:
@@ -43,11 +49,17 @@ def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str,
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def render_map(workspace: str, root: Path, out_dir: Path | None = None) -> dict[str, str]:
-    from tools.render.engine import default_out_dir, render_workspace
+def texts_of(rendered: RenderedWorkspace) -> dict[str, str]:
+    """A render's files as {relpath: text} (what the diff compares)."""
+    return {item.relpath: item.text for item in rendered.files}
 
-    out = out_dir if out_dir is not None else default_out_dir(workspace, root)
-    return {f.relpath: f.text for f in render_workspace(workspace, out, root)}
+
+def render_map(workspace: str, root: Path, out_dir: Path | None = None) -> dict[str, str]:
+    """``workspace`` rendered once in memory (``tools.render.engine.render``), as if written under ``out_dir``
+    (default: where it is written for real), nothing written."""
+    from tools.render.engine import render
+
+    return texts_of(render(workspace, root, out_dir))
 
 
 def _git(root: Path, *argv: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -106,16 +118,14 @@ def diff_revision(workspace: str, rev: str, root: Path = REPO_ROOT) -> str:
         elif any((base_root / "tools" / rel).is_file() for rel in ("render.py", "render/engine.py")):
             base = render_map_at_revision(workspace, base_root, rev)
         else:  # a tree without its own tools: render its values and templates with ours
-            from tools.render.engine import default_out_dir
-
-            base = render_map(workspace, base_root, default_out_dir(workspace, base_root))
+            base = render_map(workspace, base_root)
     return unified_renders(base, current, f"a/{rev}", "b")
 
 
 def diff_workspaces(workspace: str, other: str, root: Path = REPO_ROOT) -> str:
     from tools.render.engine import default_out_dir
 
-    out_dir = default_out_dir(workspace, root)
+    out_dir = default_out_dir(workspace, root)  # both as if in one folder: only the values' differences show
     first = render_map(workspace, root, out_dir)
     second = render_map(other, root, out_dir)
     return unified_renders(first, second, f"a/{workspace}", f"b/{other}")
