@@ -1,11 +1,21 @@
 """The model catalog and SKU table (schemas/catalog/): fine-tuning and inference SKU allow-lists, GPU counts per
-node, retired models, unknown VM sizes."""
+node, retired models, unknown VM sizes, retired VM sizes.
+
+Retired VM sizes: the SKU table's ``retired_on: "YYYY-MM-DD"`` (or ``retired: true``/a date), read through
+``tools.core.repo``. An AmlCompute cluster's ``size``, a serverless ``instance_type_*`` input of a registry
+component step (given, or the component's default when the step runs serverless), a job's or step's
+``resources.instance_type`` and an online deployment's ``instance_type`` on a size retired by today are errors
+(Azure can no longer allocate it: cluster creation, the job and the deployment fail); a size with a retirement date
+still ahead is a warning. Sources: the table's ``retired_source`` per size.
+"""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from tools.core.repo import models, sku_gpus
+from tools.core.repo import active, models, sku_gpus
+from tools.validate.bindings import OPEN
 from tools.validate.document import Spec
 from tools.validate.findings import WARNING
 from tools.validate.rules.bindings import parent_binding
@@ -15,6 +25,7 @@ from tools.validate.rules.uris import WORKSPACE_ASSET, model_name_from_uri
 
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     data = spec.data
+    _retired_sizes(spec, data, emit)
     if spec.kind == "pipelineJob":
         top_inputs = data.get("inputs") or {}
         jobs = data.get("jobs")
@@ -129,3 +140,90 @@ def _deployment(data: dict, emit, context) -> None:  # noqa: ANN001
             WARNING,
             "sku-allow-list",
         )
+
+
+# ----------------------------------------------------------------------------------------------- retired VM sizes
+
+
+def retirement(size: Any, today: datetime.date | None = None) -> tuple[str, str, str] | None:
+    """``(severity, date, source)`` when the SKU table records ``size`` as retired (error: on or before ``today``)
+    or retiring (warning: a date still ahead); None otherwise or for an unknown size."""
+    if not isinstance(size, str) or OPEN in size:
+        return None
+    facts = active().sku(size)
+    if not facts:
+        return None
+    when = facts.get("retired_on", facts.get("retired"))
+    if when in (None, False):
+        return None
+    source = str(facts.get("retired_source", "schemas/catalog/skus.yaml"))
+    if when is True:
+        return "error", "", source
+    day = when if isinstance(when, datetime.date) else _date(str(when))
+    if day is None:
+        return "error", str(when), source
+    return ("error" if day <= (today or datetime.date.today()) else WARNING), day.isoformat(), source
+
+
+def _date(text: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def _flag_size(key_path: tuple, size: Any, what: str, emit, note: str = "", cap: str = "error") -> None:  # noqa: ANN001
+    """``cap``: the highest severity (a component's declared default is a warning: no run uses it yet)."""
+    found = retirement(size)
+    if found is None:
+        return
+    severity, day, source = found
+    severity = WARNING if cap == WARNING else severity
+    when = f" on {day}" if day else ""
+    if severity == "error":
+        message = f"{size} was retired{when} ({source}): {what} on it fails in Azure; pick an active size{note}"
+    else:
+        message = f"{size} retires{when} ({source}): {what} on it will fail from then on{note}"
+    emit(key_path, message, severity, "retired-sku")
+
+
+def _retired_sizes(spec: Spec, data: dict, emit) -> None:  # noqa: ANN001
+    if spec.kind == "amlCompute":
+        _flag_size(("size",), data.get("size"), "a cluster", emit)
+        return
+    if spec.kind in ("managedOnlineDeployment", "kubernetesOnlineDeployment"):
+        _flag_size(("instance_type",), data.get("instance_type"), "a deployment", emit)
+        return
+    resources = data.get("resources")
+    if isinstance(resources, dict):
+        _flag_size(("resources", "instance_type"), resources.get("instance_type"), "a serverless job", emit)
+    cap = WARNING if str(spec.kind).endswith("Component") else "error"
+    for name, value in (data.get("inputs") or {}).items() if isinstance(data.get("inputs"), dict) else []:
+        if isinstance(name, str) and name.startswith("instance_type"):
+            for key in ("default", "value") if isinstance(value, dict) else ():
+                _flag_size(("inputs", name, key), value.get(key), "a serverless step", emit, cap=cap)
+            if isinstance(value, str):
+                _flag_size(("inputs", name), value, "a serverless step", emit, cap=cap)
+    jobs = data.get("jobs")
+    for step_name, step in jobs.items() if isinstance(jobs, dict) else []:
+        if isinstance(step, dict):
+            _retired_step(spec, ("jobs", step_name), step, emit)
+
+
+def _retired_step(spec: Spec, base: tuple, step: dict, emit) -> None:  # noqa: ANN001
+    resources = step.get("resources")
+    if isinstance(resources, dict):
+        _flag_size((*base, "resources", "instance_type"), resources.get("instance_type"), "a serverless step", emit)
+    inputs = step.get("inputs") if isinstance(step.get("inputs"), dict) else {}
+    for name, value in inputs.items():
+        if isinstance(name, str) and name.startswith("instance_type"):
+            _flag_size((*base, "inputs", name), value, "a serverless stage", emit)
+    contract, _ = step_contract(spec, step)
+    for name, facts in (contract or {}).get("inputs", {}).items():
+        if not name.startswith("instance_type_") or name in inputs or not isinstance(facts, dict):
+            continue
+        stage = name.removeprefix("instance_type_")
+        compute = inputs.get(f"compute_{stage}", (contract["inputs"].get(f"compute_{stage}") or {}).get("default"))
+        if isinstance(compute, str) and compute.strip().lower() == "serverless":
+            note = f" (the component's default {name}; set it, or compute_{stage}, in the step's inputs)"
+            _flag_size((*base, "inputs"), facts.get("default"), f"the serverless {stage} stage", emit, note)

@@ -1,0 +1,68 @@
+"""rules.names on literal dicts: Azure's name limits, and the clusters jobs name resolved against the run."""
+
+from __future__ import annotations
+
+from tools.validate.rules import names
+
+CLUSTER = {"$schema": "https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json", "type": "amlcompute",
+           "name": "gpu-a100", "size": "Standard_NC24ads_A100_v4"}  # fmt: skip
+
+
+def test_compute_names_within_the_documented_limits(run_rule) -> None:
+    assert run_rule(names.check, {**CLUSTER, "name": "gpu-cluster-a100-v4-east"}, kind="amlCompute") == []  # 24
+    for bad in ("g", "gpu-cluster-a100-v4-east1", "1gpu", "gpu_a100"):
+        [found] = run_rule(names.check, {**CLUSTER, "name": bad}, kind="amlCompute")
+        assert found[0] == ("name",) and found[2] == "name" and "2-24 characters" in found[3]
+
+
+def test_endpoint_and_deployment_names(run_rule) -> None:
+    data = {"name": "blue", "endpoint_name": "ab", "model": "azureml:m:1", "instance_type": "Standard_DS3_v2"}
+    [found] = run_rule(names.check, data, kind="managedOnlineDeployment")
+    assert found[0] == ("endpoint_name",) and "3-32 characters" in found[3]
+    assert run_rule(names.check, {"name": "e" * 33, "auth_mode": "key"}, kind="managedOnlineEndpoint")
+    assert run_rule(names.check, {"name": "chat-endpoint-", "auth_mode": "key"}, kind="managedOnlineEndpoint")
+
+
+def test_asset_names(run_rule) -> None:
+    assert run_rule(names.check, {"name": "ultrachat.train_v2-sft", "type": "uri_file", "path": "x"}, kind="data") == []
+    [found] = run_rule(names.check, {"name": "-train", "type": "uri_file", "path": "x"}, kind="data")
+    assert found[0] == ("name",) and found[2] == "name"
+
+
+def pipeline_step(**inputs: object) -> dict:
+    return {"type": "pipeline", "jobs": {"ft": {"component": "azureml://registries/azureml/components/c/versions/1",
+                                                "compute": "azureml:gpu-a100", "inputs": inputs}}}  # fmt: skip
+
+
+def test_a_typo_in_compute_finetune_names_the_known_clusters(run_rule) -> None:
+    found = run_rule(names.check, pipeline_step(compute_finetune="gpu-a10"), kind="pipelineJob", others=[CLUSTER])
+    assert [(f[0], f[1], f[2]) for f in found] == [(("jobs", "ft", "inputs", "compute_finetune"), "error", "compute")]
+    assert "did you mean gpu-a100?" in found[0][3] and "known clusters: gpu-a100" in found[0][3]
+
+
+def test_known_cluster_serverless_and_bindings_pass(run_rule) -> None:
+    data = pipeline_step(compute_finetune="gpu-a100", compute_preprocess="serverless",
+                         compute_model_import="${{parent.inputs.compute}}")  # fmt: skip
+    assert run_rule(names.check, data, kind="pipelineJob", others=[CLUSTER]) == []
+
+
+def test_a_typo_in_a_step_compute_and_in_a_pipeline_input_default(run_rule) -> None:
+    data = pipeline_step()
+    data["jobs"]["ft"]["compute"] = "azureml:gpu-a1000"
+    data["inputs"] = {"compute_finetune": {"type": "string", "default": "gpu_a100"}}
+    found = {f[0]: f for f in run_rule(names.check, data, kind="pipelineJob", others=[CLUSTER])}
+    assert found[("jobs", "ft", "compute")][1] == "error"
+    assert found[("inputs", "compute_finetune", "default")][1] == "error"
+
+
+def test_an_unrelated_cluster_name_is_a_warning_and_nothing_is_checked_without_known_clusters(run_rule) -> None:
+    data = {"type": "command", "command": "echo", "compute": "azureml:cpu-cluster"}
+    [found] = run_rule(names.check, data, kind="commandJob", others=[CLUSTER])
+    assert found[1] == "warning" and "gpu-a100" in found[3]
+    assert run_rule(names.check, data, kind="commandJob") == []
+
+
+def test_cluster_names_from_arm_ids() -> None:
+    assert names.cluster_name("azureml:/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/"
+                              "workspaces/w/computes/gpu-a100") == "gpu-a100"  # fmt: skip
+    assert names.cluster_name("serverless") is None and names.cluster_name("local") is None
