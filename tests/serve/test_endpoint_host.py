@@ -87,3 +87,81 @@ def test_key_is_required(proxy: str, stub: StubEndpoint, fake_key: str) -> None:
 def test_ping_reflects_the_model_server(proxy: str) -> None:
     with urllib.request.urlopen(f"{proxy}/ping", timeout=5) as response:
         assert response.status == 200
+
+
+def _proxy_with(stub: StubEndpoint, limits: endpoint_host.Limits) -> tuple[endpoint_host._Proxy, threading.Thread]:
+    server = endpoint_host._Proxy(free_port(), stub.port, None, limits)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def _stop(server: endpoint_host._Proxy, thread: threading.Thread) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def test_a_slow_model_is_408_at_the_request_timeout(stub: StubEndpoint) -> None:
+    stub.answer(Reply(body=CHAT_RESPONSE, delay=3.0))
+    server, thread = _proxy_with(stub, endpoint_host.Limits(request_timeout=0.5))
+    try:
+        status, payload = post(f"http://127.0.0.1:{server.server_address[1]}/score",
+                               json.dumps(sc.azure_body([MESSAGES])).encode(), None)  # fmt: skip
+    finally:
+        _stop(server, thread)
+    assert status == 408 and "request timeout (0.5 s" in payload["message"]
+
+
+def test_more_pending_requests_than_slots_get_429(stub: StubEndpoint) -> None:
+    stub.answer(Reply(body=CHAT_RESPONSE, delay=1.5))
+    server, thread = _proxy_with(stub, endpoint_host.Limits(max_pending=1, queue_wait=0.1))
+    url = f"http://127.0.0.1:{server.server_address[1]}/score"
+    body = json.dumps(sc.azure_body([MESSAGES])).encode()
+    results: list[int] = []
+    try:
+        workers = [threading.Thread(target=lambda: results.append(post(url, body, None)[0])) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=20)
+    finally:
+        _stop(server, thread)
+    assert sorted(results) == [200, 429]
+
+
+def test_a_client_that_leaves_stops_the_remaining_conversations(stub: StubEndpoint) -> None:
+    import socket
+    import time
+
+    stub.answer(Reply(body=CHAT_RESPONSE, delay=1.0))
+    server, thread = _proxy_with(stub, endpoint_host.Limits())
+    body = json.dumps(sc.azure_body([MESSAGES] * 5)).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=5) as sock:
+            sock.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            time.sleep(0.3)  # the first conversation is with the model
+        time.sleep(3.0)  # the whole body would take 5 s; a proxy that ignored the departure would be at call 4
+    finally:
+        _stop(server, thread)
+    assert len(stub.seen) == 1
+
+
+def test_a_bare_string_answer_becomes_the_output(stub: StubEndpoint) -> None:
+    stub.answer(Reply(status=200, body="just text"))
+    server, thread = _proxy_with(stub, endpoint_host.Limits())
+    try:
+        status, payload = post(f"http://127.0.0.1:{server.server_address[1]}/score",
+                               json.dumps(sc.azure_body([MESSAGES])).encode(), None)  # fmt: skip
+    finally:
+        _stop(server, thread)
+    assert status == 200 and payload == {"output": "just text"}
+
+
+def test_the_mlflow_child_gets_the_generation_deadline_and_its_own_timeout() -> None:
+    limits = endpoint_host.Limits(request_timeout=30)
+    env = endpoint_host.mlflow_env({"SERVING_MODEL_CONFIG": '{"temperature": 0.1}'}, limits, transformers_model=True)
+    assert json.loads(env["SERVING_MODEL_CONFIG"]) == {"temperature": 0.1, "max_time": 28.0}
+    command = endpoint_host.mlflow_command("m", 1234, limits)
+    assert command[command.index("-t") + 1] == "35"
+    assert "SERVING_MODEL_CONFIG" not in endpoint_host.mlflow_env({}, limits, transformers_model=False)

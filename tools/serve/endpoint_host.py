@@ -243,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self._reader.begin()
+        # what logging and replies read, set before the request line arrives (a stall can cut it short)
+        self.requestline, self.command, self.request_version = "", "", self.default_request_version
         super().handle_one_request()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
