@@ -28,8 +28,15 @@ def local_path(spec: Spec, key_path: tuple, value: Any, emit, what: str) -> None
     """A local (non-URI) path must exist relative to the spec file."""
     if not isinstance(value, str) or ":" in value.split("/")[0] or value.startswith("${{"):
         return
-    target = (spec.path.parent / value).resolve()
-    if not target.exists():
+    try:
+        target = (spec.path.parent / value).resolve()
+        exists = target.exists()
+    except (OSError, ValueError) as error:  # a name too long for the file system (ENAMETOOLONG)
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        emit(key_path, f"{what} {shown!r} is not a usable local path ({getattr(error, 'strerror', None) or error})",
+             rule="local-path")  # fmt: skip
+        return
+    if not exists:
         emit(
             key_path,
             f"{what} {value!r} does not exist (looked for {relative_display(target, Path.cwd())}); "
