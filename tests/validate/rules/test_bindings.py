@@ -132,3 +132,11 @@ def test_a_datastore_uri_built_from_runtime_expressions_is_well_formed(run_rule)
     data["jobs"]["s"]["outputs"]["o"]["path"] = "azureml://datastores/${{default_datastore}}/${{name}}"
     [found] = run_rule(uris.check, data, kind="pipelineJob")
     assert found[2] == "uri" and "${{default_datastore}}" in found[3]  # the message shows the value as written
+
+
+def test_a_component_setting_naming_a_parent_input_is_a_warning_but_a_broken_expression_an_error(run_rule) -> None:
+    data = {"type": "spark", "args": "--a ${{inputs.a}}", "inputs": {"a": {"type": "string"}},
+            "resources": {"instance_type": "${{parent.inputs.instance_type}}"},
+            "identity": {"type": "managed", "client_id": "${{inputs.a}"}}  # fmt: skip
+    found = {f[0]: f[1] for f in run_rule(bindings.check, data, kind="sparkComponent")}
+    assert found == {("resources", "instance_type"): "warning", ("identity", "client_id"): "error"}

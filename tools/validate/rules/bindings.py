@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from tools.validate.bindings import ERROR, OPEN, Expression, Place, parse
+from tools.validate.bindings import ERROR, OPEN, WARNING, Expression, Parsed, Place, Problem, parse
 from tools.validate.bindings import check as check_text
 from tools.validate.document import Spec
 from tools.validate.rules._walk import walk
@@ -79,6 +79,10 @@ def _document(data: dict, base: tuple, emit, sweep: bool = False, own: dict | No
         else:
             place = Place.SWEEP_COMMAND if sweep and relative[:1] == ("trial",) else Place.COMMAND
         parsed, problems = check_text(value, place)
+        if relative[:1] not in ((key,) for key in (*COMMAND_KEYS, "trial", "task", "inputs", "outputs")):
+            # a setting of a component (resources, identity...): Azure documents no expression there, and a node's
+            # own setting replaces it when the component runs in a pipeline; a misplaced form is a warning
+            problems = [_soften(problem, parsed) for problem in problems]
         _emit_problems(path, problems, emit)
         for expression in parsed.expressions:
             if place is Place.OUTPUT_PATH:
@@ -180,6 +184,13 @@ def _resolve(path: tuple, expression: Expression, table: Any, what: str, emit, n
     )
     emit(path, f"dangling binding {expression.text}: no {what} '{name}'{hint}", ERROR, "binding")
     return False
+
+
+def _soften(problem: Problem, parsed: Parsed) -> Problem:
+    """A placement problem (not a syntax one) as a warning."""
+    if any(problem.offset == expression.start for expression in parsed.expressions):
+        return Problem(problem.offset, problem.message, WARNING)
+    return problem
 
 
 def _emit_problems(path: tuple, problems: list, emit) -> None:  # noqa: ANN001

@@ -178,9 +178,10 @@ def _flag_size(key_path: tuple, size: Any, what: str, emit, note: str = "", cap:
     if found is None:
         return
     severity, day, source = found
+    past = severity == "error"
     severity = WARNING if cap == WARNING else severity
     when = f" on {day}" if day else ""
-    if severity == "error":
+    if past:
         message = f"{size} was retired{when} ({source}): {what} on it fails in Azure; pick an active size{note}"
     else:
         message = f"{size} retires{when} ({source}): {what} on it will fail from then on{note}"
