@@ -180,8 +180,8 @@ _LinedLoader.add_constructor("tag:yaml.org,2002:map", _LinedLoader.construct_lin
 _LinedLoader.add_constructor("tag:yaml.org,2002:seq", _LinedLoader.construct_lined_sequence)
 
 
-def _article(noun: str) -> str:
-    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+_YAML_TYPES = {"int": "an int", "float": "a float", "bool": "a bool", "NoneType": "null", "date": "a date",
+               "datetime": "a timestamp", "bytes": "binary"}  # fmt: skip
 
 
 _NOT_A_STRING = object()  # key-path marker of a non-string key, replaced by its real path
@@ -191,8 +191,8 @@ def _key_message(key: Any, node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
         shown = node.value
         return (
-            f"mapping key {shown!r} is read as {_article(type(key).__name__)}, not a string (YAML 1.1, as "
-            f"azure-ai-ml reads it); quote it: '{shown}'"
+            f"mapping key {shown!r} is read as {_YAML_TYPES.get(type(key).__name__, 'a non-string')}, not a string "
+            f"(YAML 1.1, as azure-ai-ml reads it); quote it: '{shown}'"
         )
     return "a mapping key must be a plain string, not a mapping or a list"
 

@@ -62,7 +62,7 @@ def check_messages(messages: Any, *, require_final_assistant: bool) -> Problem |
         if not isinstance(message, dict):
             return "bad-message", f"messages[{index}] is a {type(message).__name__}, not an object"
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:  # a list or a mapping is unhashable
             return "bad-role", f"messages[{index}].role is {role!r}"
         content = message.get("content")
         if not isinstance(content, str) or not content or content.isspace():

@@ -10,6 +10,7 @@ one row differs from the others. Here every line is one row on its own: invalid 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -145,6 +146,8 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
         number = 0
         while raw := handle.readline(MAX_LINE_BYTES + 1):
             number += 1
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):  # written by some Windows tools; not data
+                raw = raw[len(codecs.BOM_UTF8) :]
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                 while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
                     pass
