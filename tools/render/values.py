@@ -174,6 +174,15 @@ def _resolve_ref(schema: dict[str, Any], ref: str) -> dict[str, Any]:
     return node
 
 
+def _short(value: Any) -> str:
+    """``repr`` cut to a line: a 100 KB value in a values file must not become a 100 KB message."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 80
+    return short.repr(value)
+
+
 def _describe(error: Any) -> str:
     """A short human message for a jsonschema error."""
     validator = error.validator
@@ -181,17 +190,17 @@ def _describe(error: Any) -> str:
     if validator == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return f"expected {expected}, got {type(value).__name__} {value!r}"
+        return f"expected {expected}, got {type(value).__name__} {_short(value)}"
     if validator == "enum":
-        return f"expected one of {', '.join(map(str, error.validator_value))}, got {value!r}"
+        return f"expected one of {', '.join(map(str, error.validator_value))}, got {_short(value)}"
     if validator == "required":
         return error.message.replace("is a required property", "is required")
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength"):
-        return f"{value!r} violates {validator} {error.validator_value}"
+        return f"{_short(value)} violates {validator} {error.validator_value}"
     if validator == "pattern":
-        return f"{value!r} does not match {error.validator_value}"
+        return f"{_short(value)} does not match {error.validator_value}"
     if validator == "anyOf" and error.schema.get("description") == "boolean":
-        return f"expected true or false, got {value!r}"
+        return f"expected true or false, got {_short(value)}"
     if validator == "oneOf":
         return "set exactly one of: " + ", ".join(
             "/".join(branch.get("required", [])) for branch in error.validator_value
