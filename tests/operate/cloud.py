@@ -1,8 +1,8 @@
 """The tests' handle on a stand-in `az`: the semantic stand-in (tests/operate/standin_az/az.py) behind a recorder
 that logs every call's argv and exit code. Assertions about Azure's state go through `az` itself (`show`, `list`,
 `--query -o tsv`), so an independent stand-in with the same documented semantics passes the same tests; only the
-test controls (``fail_invokes``, ``fail_deployments``, ``job_outcomes``, ``usage``, ``ml_usage_missing``) know
-the stand-in's state file.
+test controls (``fail_invokes``, ``fail_live_invokes``, ``fail_deployments``, ``job_outcomes``, ``usage``,
+``ml_usage_missing``) know the stand-in's state file.
 Set AZ_STANDIN to another stand-in's executable to run the story against it (its controls: same state keys)."""
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class Cloud:
 
     def fail_invokes(self, *deployments: str) -> None:
         self._control("failing_invokes", list(deployments))
+
+    def fail_live_invokes(self, *deployments: str) -> None:
+        """Scoring fails for requests the endpoint routes to these deployments (direct invokes still answer)."""
+        self._control("failing_live", list(deployments))
 
     def fail_deployments(self, *deployments: str) -> None:
         self._control("failing_deployments", list(deployments))

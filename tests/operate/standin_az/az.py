@@ -7,6 +7,8 @@ names its source. Facts: ../shared/reference/azureml-operations.md, which cites 
 Test controls live under state["control"] (set through tests/operate/cloud.py, never by the code under test):
   job_outcomes        statuses the next submitted jobs end in, in order (default Completed)
   failing_invokes     deployment names whose scoring fails (HTTP 424 from the model)
+  failing_live        deployment names whose scoring fails only for requests routed by live traffic (a model
+                      that answers a direct test and fails under real requests)
   failing_deployments deployment names whose provisioning ends Failed
   usage               {family: {"current": n, "limit": m}} for `az ml compute list-usage` / `az vm list-usage`
   ml_usage_missing    true: `az ml compute list-usage` is not a command (an `ml` extension without it)
@@ -396,7 +398,9 @@ class Cloud:
         if not request.is_file():
             raise Refused(f"ERROR: request file {request} not found", 2)
         self.state.setdefault("invocations", []).append({"endpoint": endpoint["name"], "deployment": target})
-        if target in self.control.get("failing_invokes", []):
+        routed = not isinstance(self.args.get("--deployment-name"), str)
+        if target in self.control.get("failing_invokes", []) or (routed and target in self.control.get(
+                "failing_live", [])):  # fmt: skip
             raise Refused("ERROR: (424) model error: the scoring script raised an exception")
         return [f"answer from {target}"]
 
