@@ -29,7 +29,7 @@ from tools.serve.host import free_port
 from tools.serve.model_context import PromptCounter, context_of
 
 SEED = 1313
-REQUESTS = 300
+REQUESTS = 200
 RSS_GROWTH_MB = 150
 CONTEXT = 256
 LIMITS = endpoint_host.Limits(max_body_bytes=64 * 1024, idle_timeout=0.5, read_timeout=1.0, request_timeout=5.0)
