@@ -70,3 +70,10 @@ def test_integer_inputs_hold_integers(run_rule) -> None:
 def test_pipeline_inputs_with_a_value(run_rule) -> None:
     data = {"type": "pipeline", "inputs": {"n": {"type": "integer", "value": 1.5}}, "jobs": {}}
     assert keys(run_rule(ranges.check, data, kind="pipelineJob")) == [("inputs", "n", "value")]
+
+
+def test_minus_one_instances_on_a_parallel_component_is_a_warning(run_rule) -> None:
+    data = {"type": "parallel", "resources": {"instance_count": -1}, "task": {"type": "run_function"}}
+    assert [f[1] for f in run_rule(ranges.check, data, kind="parallelComponent")] == ["warning"]
+    data["resources"]["instance_count"] = -2
+    assert [f[1] for f in run_rule(ranges.check, data, kind="parallelComponent")] == ["error"]

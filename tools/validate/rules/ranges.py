@@ -89,7 +89,13 @@ def check_scale(node: dict, base: tuple, emit) -> None:  # noqa: ANN001
     """instance_count and process_count_per_instance are integers >= 1 (or expressions), on a job or a step."""
     resources = node.get("resources")
     if isinstance(resources, dict):
-        _int(resources, "instance_count", (*base, "resources"), emit, 1)
+        if node.get("type") == "parallel" and resources.get("instance_count") == -1:
+            # Azure documents counts >= 1, yet Azure's own registry parallel components ship -1 and load: we
+            # cannot name how Azure fails on it, so it is a warning
+            emit((*base, "resources", "instance_count"), "expected an integer >= 1, got -1 (Azure documents no "
+                 "meaning for -1)", "warning", "range")  # fmt: skip
+        else:
+            _int(resources, "instance_count", (*base, "resources"), emit, 1)
     distribution = node.get("distribution")
     if isinstance(distribution, dict):
         _int(distribution, "process_count_per_instance", (*base, "distribution"), emit, 1)
