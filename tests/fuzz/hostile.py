@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
 MEMORY_CAP = 6 << 30  # address space of the child (RLIMIT_AS): a "billion laughs" expanded would need far more
 RSS_BOUND = 1536 << 20  # what the promise allows a child to reach (the SDK import alone is ~150 MB)
+MAX_LINE = 2000  # characters in one message line
 CASE_ALARM_S = 60  # a case still running after this is a hang
 
 # Our own small specs, one per common kind (a few lines each, written for these tests).
@@ -88,6 +90,17 @@ def _set_key(text: str, key: str, value: str) -> str:
     return text + f"{key}: {value}\n"
 
 
+def _set_leaf(rng: random.Random, text: str, value: str) -> str:
+    """Replace the value of one ``key: scalar`` line at any depth (or add a top-level key)."""
+    lines = text.splitlines()
+    leaves = [i for i, line in enumerate(lines) if re.match(r"^\s*[A-Za-z_$][\w-]*: \S", line)]
+    if not leaves:
+        return text + f"extra: {value}\n"
+    i = rng.choice(leaves)
+    lines[i] = lines[i].split(": ", 1)[0] + ": " + value
+    return "\n".join(lines) + "\n"
+
+
 def _bad_bytes(rng: random.Random) -> bytes:
     return rng.choice([b"\xff", b"\xfe\xfe", b"caf\xe9", b"\xc3", b"\xed\xa0\x80", b"\xc0\x80", b"\x80abc"])
 
@@ -127,9 +140,7 @@ def _mutate_yaml(rng: random.Random, text: str, kind: str) -> bytes:
         return (text + f"{block}:\n  {key}: value\n" if f"{block}:" not in text else
                 text.replace(f"{block}:\n", f"{block}:\n  {key}: value\n", 1)).encode()  # fmt: skip
     if kind == "wrong-values":
-        value = rng.choice(WRONG_VALUES)
-        keys = [line.split(":")[0] for line in text.splitlines() if line and not line[0].isspace() and ":" in line]
-        return _set_key(text, rng.choice(keys), value).encode()
+        return _set_leaf(rng, text, rng.choice(WRONG_VALUES)).encode()
     if kind == "truncated":
         data = text.encode()
         return data[: rng.randrange(1, len(data))]
@@ -314,8 +325,8 @@ def run_cases(argvs: list[list[str]], cwd: Path, timeout: float = 600) -> tuple[
         return json.loads(results.read_text()), peak, child_err
 
 
-def broken(result: dict[str, Any], allowed: set[int]) -> str | None:
-    """Why a result breaks the promise (None: it keeps it)."""
+def broken(result: dict[str, Any], allowed: set[int], max_line: int | None = MAX_LINE) -> str | None:
+    """Why a result breaks the promise (None: it keeps it); ``max_line`` None: long message lines allowed."""
     text = result["err"] + result["out"]
     if result["code"] in ("hang", "raised"):
         return f"{result['code']}: {result['err'][-600:]}"
@@ -323,6 +334,9 @@ def broken(result: dict[str, Any], allowed: set[int]) -> str | None:
         return "traceback in the output"
     if "internal error" in text.lower() or result["code"] == 3:
         return f"internal error: {text[-400:]}"
+    longest = max((len(line) for line in text.splitlines()), default=0)
+    if max_line is not None and longest > max_line:
+        return f"a message line of {longest} characters (one precise line, not the input echoed)"
     if result["code"] not in allowed:
         return f"exit {result['code']} not in {sorted(allowed)}"
     return None

@@ -63,7 +63,7 @@ def check_messages(messages: Any, *, require_final_assistant: bool) -> Problem |
             return "bad-message", f"messages[{index}] is a {type(message).__name__}, not an object"
         role = message.get("role")
         if not isinstance(role, str) or role not in ROLES:  # a list or a mapping is unhashable
-            return "bad-role", f"messages[{index}].role is {role!r}"
+            return "bad-role", f"messages[{index}].role is {repr(role)[:60]}"
         content = message.get("content")
         if not isinstance(content, str) or not content or content.isspace():
             what = "missing" if content is None else ("blank" if isinstance(content, str) else "not a string")
