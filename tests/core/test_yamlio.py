@@ -111,7 +111,7 @@ def test_nul_characters_are_refused() -> None:
 
 def test_bad_bytes_are_named_by_line_and_column() -> None:
     with pytest.raises(YamlProblem) as caught:
-        decode("a: 1\nname: caf".encode() + b"\xe9\n")
+        decode(b"a: 1\nname: caf" + b"\xe9\n")
     assert (caught.value.line, caught.value.column) == (2, 10)
     assert "not UTF-8: byte 0xe9 at column 10" in str(caught.value)
     assert decode(b"\xef\xbb\xbfa: 1\n") == "a: 1\n"  # a BOM is dropped
