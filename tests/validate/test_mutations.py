@@ -97,7 +97,7 @@ MUTATIONS: dict[str, list[Mutation]] = {
             "experiment_name: chat-completion-ultrachat=>experiment_name: a\nexperiment_name: b",
             "experiment_name",
         ),
-        ("wrong $schema", "pipelineJob.schema.json=>commandJob.schema.json", "$schema"),
+        ("wrong $schema", "pipelineJob.schema.json=>model.schema.json", "$schema"),
     ],
     "compute/gpu-cluster.yml": [
         ("unknown top-level key", put("sizee", "Standard_NC6s_v3"), "sizee"),

@@ -25,12 +25,19 @@ def broken(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     return folder
 
 
-def test_every_workspace_passes_and_the_retired_model_is_a_warning(repo_root: Path) -> None:
+def test_every_workspace_passes_with_a_status_per_file_and_a_summary(repo_root: Path) -> None:
     result = validate(repo_root)
     assert result.returncode == 0, result.stdout
-    assert "RETIRED" in result.stdout and " warning: " in result.stdout
-    strict = validate(repo_root, "--strict")
-    assert strict.returncode == 1 and "RETIRED" in strict.stdout and " warning: " not in strict.stdout
+    assert " - managedOnlineDeployment is valid" in result.stdout
+    assert "Summary: " in result.stderr and "Invalid: 0" in result.stderr
+
+
+def test_workspace_validation_writes_no_rendered_files(repo_root: Path) -> None:
+    marker = repo_root / "build" / "prod"
+    before = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")} if marker.exists() else {}
+    assert validate(repo_root, "--workspace", "prod", "--quiet").returncode == 0
+    after = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")} if marker.exists() else {}
+    assert after == before, "validate --workspace wrote rendered files"
 
 
 def test_a_folder_stands_for_its_specs(repo_root: Path, broken: Path) -> None:

@@ -1,115 +1,89 @@
-"""`python -m tools validate`: prove specs valid offline, in layers, with one line per finding.
+"""`python -m tools validate`: prove specs valid offline, in layers (tools.validate.core), with one line per finding,
+a status per file (valid, invalid, skipped with the reason) and a summary line, as kubeconform prints them.
 
-A  YAML hygiene     parses, no duplicate keys, `$schema` names the spec's kind
-B  azure-ai-ml      the pinned SDK's loaders (what `az ml` runs) plus `_validate()`; unknown-field warnings are errors
-C  JSON schemas     schemas/azureml/*.json, exported from that same SDK
-D  repo rules       bindings, registry component contracts, URIs, SKU allow-lists, names, ranges, files, policies
+Explicit paths validate any spec file (a folder stands for the YAML specs below it); `--workspace NAME` validates
+that workspace's render and `--all` (the default) every workspace's, rendered in memory (nothing is written).
 
-Explicit paths validate any spec file; `--workspace NAME` validates that workspace's render (other workspaces are
-rendered into build/<name>/ first); `--all` (the default) validates every workspace. Exit 0 only without errors.
+Exit codes: 0 no errors; 1 errors found (or warnings under --strict); 2 could not run (bad arguments, no spec
+in a folder); 3 internal failure: the validator failed on at least one file (that file's finding says so, marked
+`internal`; the other files were still checked).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT
-from tools.core.yamlio import plain
-from tools.render.engine import default_out_dir, render_workspace, write_rendered
-from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
+from tools.core.repo import REPO_ROOT, kinds
+from tools.validate.core import ALL_LAYERS, Report, statuses_of, validate_specs
 from tools.validate.document import Spec, parse_spec
-from tools.validate.findings import ERROR, Finding, promote_warnings, to_github, to_json, to_junit, to_text
-from tools.validate.rules import RuleContext, check_specs
+from tools.validate.findings import ERROR, INTERNAL, promote_warnings, to_github, to_json, to_junit, to_sarif, to_text
 from tools.validate.rules.files import relative_display
 
-ALL_LAYERS = "ABCD"
-LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)
+__all__ = ["Report", "validate_specs", "validate_workspace", "spec_paths_of_workspace", "expand_paths"]
+EXIT_ERRORS, EXIT_INTERNAL = 1, 3
+SPEC_SUFFIXES = (".yml", ".yaml")
 
 
-@dataclass
-class Report:
-    specs: list[Spec]
-    findings: list[Finding]
+def _runner(jobs: int | None, cache: bool) -> object:
+    from tools.validate.runner import Runner
 
-    @property
-    def errors(self) -> int:
-        return sum(f.severity == ERROR for f in self.findings)
-
-    @property
-    def warnings(self) -> int:
-        return len(self.findings) - self.errors
+    return Runner(jobs=jobs, cache=cache)
 
 
-def _issues_to_findings(spec: Spec, issues: Iterable[object], layer: str) -> list[Finding]:
-    return [spec.finding(tuple(issue.key_path), issue.message, layer) for issue in issues]  # type: ignore[attr-defined]
+def rendered_specs(workspace: str, root: Path = REPO_ROOT) -> tuple[list[Spec], str]:
+    """A workspace's rendered specs, parsed from the in-memory render (nothing written), and its policy."""
+    from tools.render.engine import render
 
-
-def validate_specs(specs: list[Spec], layers: str = ALL_LAYERS, policy: str = "default") -> Report:
-    """Run the layers over parsed specs (pure apart from the SDK's reading of referenced local files)."""
-    findings: list[Finding] = []
-    for spec in specs:
-        findings.extend(spec.findings)  # layer A, from parsing
-        if spec.data is None or spec.kind is None:
-            continue
-        if "C" in layers:
-            from tools.validate.schema import validate_against_schema
-
-            findings.extend(_issues_to_findings(spec, validate_against_schema(spec.kind, plain(spec.data)), "C"))
-        if "B" in layers:
-            from tools.validate.sdk import check_with_sdk
-
-            findings.extend(_issues_to_findings(spec, check_with_sdk(spec.kind, spec.text, spec.path), "B"))
-    if "D" in layers:
-        findings.extend(check_specs(RuleContext(specs, policy=policy)))
-    return Report(specs, _dedupe(findings))
-
-
-def _dedupe(findings: list[Finding]) -> list[Finding]:
-    """One finding per file, key path and severity, from the first layer in LAYER_ORDER that reports it; the repo
-    rules (D) may add their own distinct messages on a key another layer reported. Sorted by file and line."""
-    kept: list[Finding] = []
-    claimed: set[tuple] = set()
-    for finding in sorted(findings, key=lambda f: LAYER_ORDER.index(f.layer)):
-        where = (finding.path, finding.key_path, finding.severity)
-        if where in claimed and (finding.layer != "D" or (*where, finding.message) in claimed):
-            continue
-        claimed.update({where, (*where, finding.message)})
-        kept.append(finding)
-    return sorted(kept, key=lambda f: (f.path, f.line or 0))
+    rendered = render(workspace, root)
+    specs = [parse_spec(path, relative_display(path, root), text) for path, text in rendered.texts().items()
+             if _is_spec_text(text)]  # fmt: skip
+    return specs, str(rendered.values.data.get("policy", "default"))
 
 
 def spec_paths_of_workspace(workspace: str, root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
-    """The rendered spec files of a workspace (rendering non-default workspaces into build/<name>/ first)."""
-    out_dir = default_out_dir(workspace, root)
-    files = render_workspace(workspace, out_dir, root)
-    if workspace != DEFAULT_WORKSPACE:
-        write_rendered(files, out_dir)
-    specs = [f for f in files if f.template.endswith(".j2") and f.relpath.endswith((".yml", ".yaml"))]
-    return [(out_dir / f.relpath, relative_display(out_dir / f.relpath, root)) for f in specs]
+    """The rendered spec files of a workspace: (intended path, display) pairs (nothing is written)."""
+    return [(spec.path, spec.display) for spec in rendered_specs(workspace, root)[0]]
 
 
-def validate_workspace(workspace: str, layers: str = ALL_LAYERS, root: Path = REPO_ROOT) -> Report:
-    policy = load_values(workspace, root).data.get("policy", "default")
-    specs = [parse_spec(path, display) for path, display in spec_paths_of_workspace(workspace, root)]
-    return validate_specs(specs, layers, policy)
+def validate_workspace(workspace: str, layers: str = ALL_LAYERS, root: Path = REPO_ROOT,
+                       runner: object | None = None) -> Report:  # fmt: skip
+    specs, policy = rendered_specs(workspace, root)
+    return validate_specs(specs, layers, policy, runner)
+
+
+def _unpublished_types() -> tuple[str, ...]:
+    return tuple(t for facts in kinds().values() if facts.get("published") is False for t in facts.get("types") or [])
+
+
+def _is_spec_text(text: str) -> bool:
+    """A YAML file is a spec when it has a `$schema` line, or a top-level `type:` of a kind Azure publishes no
+    schema for (a fine-tuning or distillation job has no `$schema` line to carry)."""
+    if "$schema:" in text:
+        return True
+    types = _unpublished_types()
+    return any(line.split("#", 1)[0].strip().removeprefix("type:").strip().strip("'\"").lower() in types
+               for line in text.splitlines() if line.startswith("type:"))  # fmt: skip
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
-    """Files as given; a folder stands for the YAML files below it that carry a `$schema` line."""
+    """Files as given; a folder stands for the YAML specs below it (see _is_spec_text)."""
     expanded: list[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in (".yml", ".yaml") and "$schema:" in p.read_text(errors="ignore")
-            )
+            found = []
+            for p in sorted(path.rglob("*")):
+                if p.suffix in SPEC_SUFFIXES and p.is_file():
+                    try:
+                        head = p.read_text(errors="ignore")
+                    except OSError:
+                        head = "$schema:"  # unreadable: let parse_spec report it
+                    if _is_spec_text(head):
+                        found.append(p)
             if not found:
                 raise UserError(f"{name}: no YAML spec with a $schema line below this folder")
             expanded.extend(found)
@@ -119,25 +93,22 @@ def expand_paths(paths: list[str]) -> list[Path]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "paths",
-        nargs="*",
-        metavar="PATH",
-        help="spec files (or folders of them) to validate: any spec, rendered by us or not",
-    )
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="spec files (or folders of them) to validate: any spec, rendered by us or not")
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("--workspace", metavar="NAME", help="validate one workspace's rendered specs")
     scope.add_argument("--all", action="store_true", help="validate every workspace (the default without PATHs)")
-    parser.add_argument("--format", choices=("text", "json", "junit", "github"), default="text", help="output format")
+    parser.add_argument("--format", choices=("text", "json", "junit", "github", "sarif"), default="text",
+                        help="output format (sarif: GitHub code scanning)")
     parser.add_argument("--output", metavar="FILE", type=Path, help="write the report to FILE instead of stdout")
     parser.add_argument("--strict", action="store_true", help="warnings count as errors")
     parser.add_argument("--layers", default=ALL_LAYERS, help="subset of layers to run, e.g. ACD (default ABCD)")
-    parser.add_argument(
-        "--policy",
-        choices=("default", "prod"),
-        default="default",
-        help="policy for explicit PATHs (workspaces use their values' `policy`)",
-    )
+    parser.add_argument("--policy", choices=("default", "prod"), default="default",
+                        help="policy for explicit PATHs (workspaces use their values' `policy`)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="worker processes for layer B (default: the CPU count; 1: in this process)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write build/cache/validate/")
+    parser.add_argument("--quiet", action="store_true", help="text format: no status line for valid files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,25 +117,36 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--layers {args.layers!r}: expected letters from {ALL_LAYERS}")
     if args.paths and (args.workspace or args.all):
         raise UserError("give PATHs or --workspace/--all, not both")
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs {args.jobs}: expected 1 or more")
+    runner = _runner(args.jobs, cache=not args.no_cache and not os.environ.get("TOOLS_VALIDATE_NO_CACHE"))
     reports: list[tuple[str, Report]] = []
     if args.paths:
         specs = [parse_spec(path, str(path)) for path in expand_paths(args.paths)]
-        reports.append(("paths", validate_specs(specs, layers, args.policy)))
+        reports.append(("paths", validate_specs(specs, layers, args.policy, runner)))
     else:
+        from tools.render.values import workspace_names
+
         for name in [args.workspace] if args.workspace else workspace_names():
-            reports.append((name, validate_workspace(name, layers)))
+            reports.append((name, validate_workspace(name, layers, runner=runner)))
     findings = [f for _, report in reports for f in report.findings]
     if args.strict:
         findings = promote_warnings(findings)
-    files = [spec.display for _, report in reports for spec in report.specs]
+    specs = [spec for _, report in reports for spec in report.specs]
+    statuses = statuses_of(specs, findings)
+    files = [spec.display for spec in specs]
     if args.format == "json":
-        output = to_json(findings, files)
+        output = to_json(findings, files, [s.as_dict() for s in statuses])
     elif args.format == "junit":
         output = to_junit(findings, files)
     elif args.format == "github":
         output = to_github(findings)
+    elif args.format == "sarif":
+        output = to_sarif(findings)
     else:
-        output = to_text(findings)
+        lines = [to_text(findings)] if findings else []
+        lines += [s.text() for s in statuses if not (args.quiet and s.status == "valid")]
+        output = "\n".join(lines)
     if args.output:
         from tools.core.files import atomic_write_text
 
@@ -172,7 +154,12 @@ def run(args: argparse.Namespace) -> int:
     elif output:
         print(output)
     errors = sum(f.severity == ERROR for f in findings)
-    warnings = len(findings) - errors
+    internal = sum(f.rule == INTERNAL for f in findings)
+    count = {status: sum(s.status == status for s in statuses) for status in ("valid", "invalid", "skipped")}
     scope = ", ".join(f"{name} ({len(report.specs)})" for name, report in reports)
-    print(f"validate [{layers}]: {len(files)} specs: {scope}: {errors} errors, {warnings} warnings", file=sys.stderr)
-    return 1 if errors else 0
+    print(f"Summary: {len(files)} files ({scope}) - Valid: {count['valid']}, Invalid: {count['invalid']}, "
+          f"Skipped: {count['skipped']}; {errors} errors, {len(findings) - errors} warnings, {internal} internal "
+          f"[layers {layers}]", file=sys.stderr)  # fmt: skip
+    if internal:
+        return EXIT_INTERNAL
+    return EXIT_ERRORS if errors else 0

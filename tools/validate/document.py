@@ -1,18 +1,18 @@
 """A spec file as the validator sees it, and layer A (YAML hygiene): it parses, has no duplicate keys, and its
-`$schema` line names the kind its content is."""
+`$schema` line names the kind its content is (tools.validate.kind), no unfilled template placeholder is left."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.core.repo import kinds, kinds_table, schema_url
+from tools.core.repo import kinds, schema_url
 from tools.core.yamlio import YamlProblem, line_of, load_lined, read_text
-from tools.validate.findings import Finding
+from tools.validate.findings import ERROR, WARNING, Finding
+from tools.validate.kind import infer_kind, mismatch, read_schema_line
 
-# Kinds that one content shape can legitimately be (the `$schema` line decides between them).
-_AMBIGUOUS = {frozenset({"commandJob", "commandComponent"})}
 MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
 DATA_TYPES = {"uri_file", "uri_folder", "mltable"}
 
@@ -25,42 +25,14 @@ class Spec:
     data: Any = None
     kind: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    skipped: str | None = None  # not an az ml spec (a Prompt flow file, an MLTable...): why it is not checked
+    placeholders: list[str] = field(default_factory=list)  # unfilled template placeholders: other layers skipped
 
     def line(self, key_path: tuple) -> int | None:
         return line_of(self.data, key_path) if self.data is not None else None
 
     def finding(self, key_path: tuple, message: str, layer: str, severity: str = "error", rule: str = "") -> Finding:
         return Finding(self.display, self.line(key_path), tuple(key_path), message, layer, severity, rule)
-
-
-def kind_from_schema_url(url: str) -> str | None:
-    name = url.rstrip("/").rsplit("/", 1)[-1]
-    for kind, facts in kinds().items():
-        if facts["file"] == name:
-            return kind
-    return None
-
-
-def infer_kind(data: dict[str, Any]) -> str | None:
-    """The kind a spec's content looks like, independent of its `$schema` line."""
-    spec_type = data.get("type")
-    if "endpoint_name" in data:
-        return "managedOnlineDeployment"
-    if "auth_mode" in data or "traffic" in data:
-        return "managedOnlineEndpoint"
-    if spec_type == "amlcompute":
-        return "amlCompute"
-    if spec_type == "pipeline" or "jobs" in data:
-        return "pipelineJob"
-    if spec_type == "command" or "command" in data:
-        return "commandJob" if "compute" in data or "environment_variables" in data else "commandComponent"
-    if spec_type in MODEL_TYPES:
-        return "model"
-    if spec_type in DATA_TYPES:
-        return "data"
-    if any(key in data for key in ("image", "conda_file", "build")):
-        return "environment"
-    return None
 
 
 def parse_spec(path: Path, display: str, text: str | None = None) -> Spec:
@@ -90,41 +62,94 @@ def parse_spec(path: Path, display: str, text: str | None = None) -> Spec:
         spec.findings.append(Finding(display, 1, (), "expected a mapping at the top level of a spec", "A"))
         spec.data = None
         return spec
-    inferred = infer_kind(spec.data)
-    url = spec.data.get("$schema")
-    declared = kind_from_schema_url(url) if isinstance(url, str) else None
-    base = kinds_table()["schema_base_url"]
-    if url is None:
-        expected = f" (expected $schema: {schema_url(inferred)})" if inferred else ""
-        spec.findings.append(spec.finding(("$schema",), f"missing $schema line{expected}", "A", rule="schema-line"))
-        spec.kind = inferred
-    elif declared is None:
-        known = ", ".join(facts["file"] for facts in kinds().values())
-        spec.findings.append(
-            spec.finding(
-                ("$schema",), f"unknown schema URL {url!r} (expected {base}<one of {known}>)", "A", rule="schema-line"
-            )
-        )
-        spec.kind = inferred
-    else:
-        spec.kind = declared
-        if not url.startswith(base):
-            spec.findings.append(
-                spec.finding(("$schema",), f"schema URL should be {schema_url(declared)}", "A", rule="schema-line")
-            )
-        if inferred and inferred != declared and frozenset({inferred, declared}) not in _AMBIGUOUS:
-            spec.findings.append(
-                spec.finding(
-                    ("$schema",),
-                    f"$schema names {kinds()[declared]['file']} but the content is a {inferred} spec "
-                    f"(expected $schema: {schema_url(inferred)})",
-                    "A",
-                    rule="schema-line",
-                )
-            )
-    if spec.kind is None:
-        spec.findings.append(Finding(display, 1, (), "cannot tell which Azure ML spec kind this is", "A"))
+    _resolve_kind(spec)
+    if spec.kind is not None and spec.skipped is None:
+        _placeholders(spec)
     return spec
+
+
+def _resolve_kind(spec: Spec) -> None:
+    """``spec.kind`` from the ``$schema`` line (or the content without one); layer A findings where they disagree."""
+    data = spec.data
+    url = data.get("$schema")
+    if url is not None and not isinstance(url, str):
+        spec.findings.append(spec.finding(("$schema",), "expected a URL string", "A", rule="schema-line"))
+        url = None
+    if url is None:
+        spec.kind = infer_kind(data)
+        if spec.kind and kinds()[spec.kind].get("published", True):
+            spec.findings.append(spec.finding(
+                ("$schema",), f"no $schema line: add `$schema: {schema_url(spec.kind)}` so editors check it as "
+                f"you type (read as a {spec.kind} spec from its content)", "A", WARNING, "schema-line"))
+    else:
+        line = read_schema_line(url)
+        if line.skip:
+            spec.skipped = line.skip
+            return
+        if not line.kinds:
+            spec.kind = infer_kind(data)
+            known = f"; read as a {spec.kind} spec from its content" if spec.kind else ""
+            spec.findings.append(spec.finding(
+                ("$schema",), f"unknown schema URL {url!r}{known}", "A", WARNING if spec.kind else ERROR,
+                "schema-line"))
+        else:
+            spec.kind = line.kinds[0] if len(line.kinds) == 1 else infer_kind(data, line.kinds)
+            if not line.known_prefix:
+                spec.findings.append(spec.finding(
+                    ("$schema",), f"schema URL should be {schema_url(spec.kind)}", "A", WARNING, "schema-line"))
+            other = mismatch(spec.kind, data)
+            if other:
+                # The SDK's loader dispatches on `type:`: under the same loader (`az ml` command) the content decides
+                # and Azure accepts the file (a warning; B and C check the content's kind). Under another loader the
+                # command the `$schema` names fails on the file: an error.
+                same = other in kinds() and kinds()[other]["loader"] == kinds()[spec.kind]["loader"]
+                expected = f" (expected $schema: {schema_url(other)})" if other in kinds() else ""
+                spec.findings.append(spec.finding(
+                    ("$schema",), f"$schema names {kinds()[spec.kind]['file']} but the content is a {other} spec"
+                    f"{expected}", "A", WARNING if same else ERROR, "schema-line"))
+                if same:
+                    spec.kind = other
+    if spec.kind is None:
+        spec.findings.append(Finding(spec.display, 1, (), "cannot tell which Azure ML spec kind this is", "A"))
+
+
+# Unfilled template placeholders: Jinja/mustache `{{NAME}}` (not Azure's `${{...}}` expressions) and the docs'
+# `<SUBSCRIPTION_ID>` / `<subscription-id>` style. Free text (descriptions, tags) is not searched.
+JINJA = re.compile(r"(?<![$\\{])\{\{\s*[^{}$]+?\s*\}\}")
+ANGLE = re.compile(r"<[A-Z][A-Z0-9_]*[A-Z0-9]>|<[a-z][a-z0-9]*(?:-[a-z0-9]+)+>")
+PROSE = {"description", "display_name", "tags", "properties"}  # free text: not searched at all
+SHELL = {"command", "args"}  # shell text (`<` redirections): only `{{...}}` is searched
+
+
+def _is_template_text(text: str) -> bool:
+    """A value that is itself a template (a prompt pattern passed to a component: text with spaces around its
+    ``{{field}}`` slots), not a spec field left unfilled (``{{asset.version}}``, ``{{image.name}}:{{tag}}``)."""
+    return bool(re.search(r"\s", JINJA.sub("", text).strip()))
+
+
+def _placeholders(spec: Spec) -> None:
+    """One error naming the unfilled placeholders (the other layers would only cascade from them)."""
+    found: list[tuple[tuple, str]] = []
+
+    def walk(node: Any, path: tuple, shell: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key not in PROSE:
+                    walk(value, (*path, key), shell or key in SHELL)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, (*path, index), shell)
+        elif isinstance(node, str) and not _is_template_text(node):
+            for pattern in (JINJA,) if shell else (JINJA, ANGLE):
+                found.extend((path, match.group(0)) for match in pattern.finditer(node))
+
+    walk(spec.data, (), False)
+    if found:
+        names = ", ".join(dict.fromkeys(name for _, name in found))
+        spec.placeholders = [name for _, name in found]
+        spec.findings.append(spec.finding(
+            found[0][0], f"unfilled template placeholder {names}: render the template (or fill it in) first; "
+            "other checks skipped", "A", rule="placeholder"))
 
 
 def spec_from_dict(data: dict[str, Any], kind: str | None = None, path: Path | str = "spec.yml") -> Spec:

@@ -144,6 +144,10 @@ def _make_exporter_class() -> type:
             nested = field.nested
             if isinstance(nested, (str, bytes)):
                 nested = get_class(nested, all=False)
+            if isclass(nested) and issubclass(nested, type):
+                # azure-ai-ml 1.35.2's RouteSchema subclasses the metaclass instead of using it: not a schema the SDK
+                # can apply either; accept any mapping there rather than fail the export
+                return {"type": "object"}
             only = field.only
             exclude = tuple(field.exclude or ())
             if isclass(nested) and issubclass(nested, Schema):
@@ -199,27 +203,36 @@ def _resolve_class(dotted: str) -> type:
 
 
 def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Return the Draft 7 JSON schema dict for one kind of ``kinds.yaml``."""
+    """Return the Draft 7 JSON schema dict for one kind of ``kinds.yaml``; a list of schema classes (the SDK picks
+    one by ``type:`` or ``task:``) becomes an ``anyOf`` of their roots."""
     _import_sdk()
     from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
 
-    schema_cls = _resolve_class(spec["schema_class"])
+    dotted = spec["schema_class"]
+    classes = [_resolve_class(name) for name in (dotted if isinstance(dotted, list) else [dotted])]
     exporter_cls = _make_exporter_class()
-    exporter = exporter_cls()
-    root = exporter.dump(schema_cls(context={BASE_PATH_CONTEXT_KEY: Path(".")}))
-    root_name = schema_cls.__name__
-    definition = root["definitions"][root_name]
-    if schema_cls.__name__ in STRICT_OVERRIDES:
-        definition["additionalProperties"] = False
-    # every spec carries a `$schema` line; make sure the root accepts it whatever the SDK class declares
-    definition.setdefault("properties", {}).setdefault("$schema", {"type": "string"})
-    definition["properties"]["$schema"].pop("readOnly", None)
+    shared: dict[str, Any] = {"defs": {}, "owners": {}}
+    definitions: dict[str, Any] = {}
+    roots: list[str] = []
+    for schema_cls in classes:
+        root = exporter_cls(shared=shared).dump(schema_cls(context={BASE_PATH_CONTEXT_KEY: Path(".")}))
+        definitions.update(root["definitions"])
+        root_name = schema_cls.__name__
+        definition = definitions[root_name]
+        if root_name in STRICT_OVERRIDES:
+            definition["additionalProperties"] = False
+        # every spec carries a `$schema` line; make sure the root accepts it whatever the SDK class declares
+        definition.setdefault("properties", {}).setdefault("$schema", {"type": "string"})
+        definition["properties"]["$schema"].pop("readOnly", None)
+        roots.append(root_name)
+    top: dict[str, Any] = {"$ref": f"#/definitions/{roots[0]}"} if len(roots) == 1 else {
+        "anyOf": [{"$ref": f"#/definitions/{name}"} for name in roots]}
     return {
         "$schema": DRAFT_07,
         "$id": base_url + spec["file"],
         "title": kind,
-        "definitions": {name: _without_titles(body) for name, body in root["definitions"].items()},
-        "$ref": f"#/definitions/{root_name}",
+        "definitions": {name: _without_titles(body) for name, body in definitions.items()},
+        **top,
     }
 
 

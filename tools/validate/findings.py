@@ -11,6 +11,7 @@ from tools.core.yamlio import KeyPath, format_key_path
 
 ERROR = "error"
 WARNING = "warning"
+INTERNAL = "internal"  # the rule of a finding that reports the validator's own failure on a file
 LAYERS = {"A": "YAML hygiene", "B": "azure-ai-ml loaders", "C": "JSON schemas", "D": "repo rules"}
 
 
@@ -54,17 +55,38 @@ def to_text(findings: list[Finding]) -> str:
     return "\n".join(f.text() for f in findings)
 
 
-def to_json(findings: list[Finding], files: list[str]) -> str:
+def to_json(findings: list[Finding], files: list[str], statuses: list[dict] | None = None) -> str:
     errors = sum(f.severity == ERROR for f in findings)
-    return json.dumps(
-        {
-            "files": files,
-            "errors": errors,
-            "warnings": len(findings) - errors,
-            "findings": [f.as_dict() for f in findings],
-        },
-        indent=2,
-    )
+    report: dict[str, object] = {"files": files, "errors": errors, "warnings": len(findings) - errors,
+                                 "findings": [f.as_dict() for f in findings]}  # fmt: skip
+    if statuses is not None:
+        report["statuses"] = statuses
+        report["summary"] = {s: sum(x["status"] == s for x in statuses) for s in ("valid", "invalid", "skipped")}
+    return json.dumps(report, indent=2)
+
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def to_sarif(findings: list[Finding]) -> str:
+    """SARIF 2.1.0 for GitHub code scanning: one rule per layer and rule name, one result per finding (its file,
+    line and key path). https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html"""
+    rule_ids: dict[str, dict[str, object]] = {}
+    results = []
+    for f in findings:
+        rule_id = f"{f.layer}/{f.rule or LAYERS[f.layer].replace(' ', '-').lower()}"
+        rule_ids.setdefault(rule_id, {"id": rule_id, "name": rule_id.replace("/", "-"),
+                                      "shortDescription": {"text": f"{LAYERS[f.layer]}: {f.rule or 'check'}"}})
+        location: dict[str, object] = {"artifactLocation": {"uri": f.path.lstrip("/") if not f.path.startswith("/")
+                                                            else f.path}}
+        if f.line:
+            location["region"] = {"startLine": f.line}
+        results.append({"ruleId": rule_id, "level": "error" if f.severity == ERROR else "warning",
+                        "message": {"text": f"{f.key}: {f.message}" if f.key else f.message},
+                        "locations": [{"physicalLocation": location}]})  # fmt: skip
+    run = {"tool": {"driver": {"name": "azureml-validate", "informationUri": "https://github.com/",
+                               "rules": list(rule_ids.values())}}, "results": results}  # fmt: skip
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
 def to_junit(findings: list[Finding], files: list[str]) -> str:

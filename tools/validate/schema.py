@@ -56,7 +56,7 @@ def kinds() -> dict[str, dict[str, Any]]:
 
 def kind_from_schema_url(url: str) -> str | None:
     """The kind whose published ``$schema`` URL (or file name) is ``url``; None when it is none of ours."""
-    from tools.validate.document import kind_from_schema_url as from_url
+    from tools.validate.kind import kind_from_schema_url as from_url
 
     return from_url(str(url).strip())
 
@@ -219,12 +219,20 @@ def _issues(error: Any) -> list[Issue]:
     if validator == "additionalProperties" and isinstance(error.instance, dict):
         extras = _extra_keys(error.instance, error.schema)
         if extras:
-            return [Issue((*path, key), f"unknown key {_short(key)}") for key in extras]
+            known = [k for k in error.schema.get("properties", {}) if isinstance(k, str)]
+            return [Issue((*path, key), f"unknown key {_short(key)}{_did_you_mean(key, known)}") for key in extras]
     if validator == "required" and isinstance(error.instance, dict):
         missing = [name for name in error.validator_value if name not in error.instance]
         if missing:
             return [Issue((*path, name), f"missing required key {_short(name)}") for name in missing]
     return [Issue(path, _message(error))]
+
+
+def _did_you_mean(key: Any, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8) if isinstance(key, str) else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _extra_keys(instance: dict, schema: dict) -> list[Any]:

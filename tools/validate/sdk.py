@@ -28,20 +28,7 @@ from typing import Any
 
 from tools.validate.problem import Issue
 
-__all__ = ["Issue", "check_with_sdk", "endpoint_name_problem", "import_sdk", "LOADERS"]
-
-# kind -> azure.ai.ml loader (mirrors schemas/kinds.yaml `loader`, which is checked against it in tests)
-LOADERS: dict[str, str] = {
-    "pipelineJob": "load_job",
-    "commandJob": "load_job",
-    "commandComponent": "load_component",
-    "amlCompute": "load_compute",
-    "environment": "load_environment",
-    "data": "load_data",
-    "model": "load_model",
-    "managedOnlineEndpoint": "load_online_endpoint",
-    "managedOnlineDeployment": "load_online_deployment",
-}
+__all__ = ["Issue", "check_with_sdk", "endpoint_name_problem", "import_sdk", "loader_name"]
 
 _MAX_MESSAGE = 240
 _lock = threading.Lock()
@@ -67,16 +54,14 @@ def import_sdk() -> Any:
 
 def check_with_sdk(kind: str, text: str, origin: Path) -> list[Issue]:
     """Issues the azure-ai-ml loader (and ``_validate()``) of ``kind`` finds in ``text``; [] when it loads clean."""
-    try:
-        loader_name = LOADERS[kind]
-    except KeyError:
-        raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(LOADERS)}") from None
-    sdk = import_sdk()
+    name = loader_name(kind)
+    import_sdk()
+    from azure.ai.ml.entities import _load_functions
     from azure.ai.ml.entities._validation import PathAwareSchemaValidatableMixin
     from azure.ai.ml.exceptions import MlException
     from marshmallow.exceptions import ValidationError
 
-    loader = getattr(sdk, loader_name)
+    loader = getattr(_load_functions, name)  # every loader, also those not exported at the top level
     data = _safe_parse(text)
     sink = io.StringIO()
     try:
@@ -96,6 +81,16 @@ def check_with_sdk(kind: str, text: str, origin: Path) -> list[Issue]:
     issues = [Issue(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._errors]
     issues += [Issue(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._warnings]
     return _finish(issues, data, origin)
+
+
+def loader_name(kind: str) -> str:
+    """The azure-ai-ml load function of ``kind`` (schemas/kinds.yaml ``loader``)."""
+    from tools.core.repo import kinds
+
+    try:
+        return kinds()[kind]["loader"]
+    except KeyError:
+        raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(kinds())}") from None
 
 
 def endpoint_name_problem(name: str) -> str | None:

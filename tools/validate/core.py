@@ -1,0 +1,219 @@
+"""The validator's core: parsed specs in, findings and a status per file out. It knows nothing about rendering and
+writes nothing (the SDK only reads the local files a spec references; the result cache is the caller's choice).
+
+A  YAML hygiene     parses, no duplicate keys, the kind is known (tools.validate.kind), no unfilled placeholder
+B  azure-ai-ml      the pinned SDK's loaders (what `az ml` runs) plus `_validate()`; unknown-field warnings are errors
+C  JSON schemas     schemas/azureml/*.json, exported from that same SDK
+D  repo rules       tools.validate.rules
+
+A spec whose check fails inside the validator (a bug, or an SDK crash on odd input) gets one finding marked
+``internal`` and the run goes on with the next spec.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.core.yamlio import plain
+from tools.validate.document import Spec
+from tools.validate.findings import ERROR, INTERNAL, WARNING, Finding
+from tools.validate.rules import RuleContext, check_spec
+
+ALL_LAYERS = "ABCD"
+LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)
+VALID, INVALID, SKIPPED = "valid", "invalid", "skipped"
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    """One file's verdict, as kubeconform prints it: valid, invalid, or skipped with the reason."""
+
+    path: str
+    status: str
+    kind: str | None = None
+    reason: str = ""
+    errors: int = 0
+    warnings: int = 0
+
+    def text(self) -> str:
+        if self.status == SKIPPED:
+            return f"{self.path} - skipped: {self.reason}"
+        counts = f", {self.errors} errors" if self.errors else ""
+        counts += f", {self.warnings} warnings" if self.warnings else ""
+        return f"{self.path} - {self.kind or 'unknown kind'} is {self.status}{counts}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "status": self.status, "kind": self.kind, "reason": self.reason,
+                "errors": self.errors, "warnings": self.warnings}  # fmt: skip
+
+
+@dataclass
+class Report:
+    specs: list[Spec]
+    findings: list[Finding]
+    statuses: list[FileStatus] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == ERROR for f in self.findings)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.findings) - self.errors
+
+    @property
+    def internal(self) -> int:
+        return sum(f.rule == INTERNAL for f in self.findings)
+
+
+def statuses_of(specs: list[Spec], findings: list[Finding]) -> list[FileStatus]:
+    by_file: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_file.setdefault(finding.path, []).append(finding)
+    out = []
+    for spec in specs:
+        mine = by_file.get(spec.display, [])
+        errors = sum(f.severity == ERROR for f in mine)
+        if spec.skipped and not errors:
+            out.append(FileStatus(spec.display, SKIPPED, None, spec.skipped))
+        else:
+            out.append(FileStatus(spec.display, INVALID if errors else VALID, spec.kind, "", errors,
+                                  len(mine) - errors))  # fmt: skip
+    return out
+
+
+def checkable(spec: Spec) -> bool:
+    """Layers B, C and D run on a spec of a known kind that is not skipped and has no unfilled placeholder."""
+    return spec.data is not None and spec.kind is not None and not spec.skipped and not spec.placeholders
+
+
+def _internal(spec: Spec, layer: str, error: BaseException) -> Finding:
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    at = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
+    return Finding(spec.display, None, (), f"internal error in layer {layer}: {type(error).__name__}: {error}{at}; "
+                   "this file's check is incomplete", layer, ERROR, INTERNAL)  # fmt: skip
+
+
+def layer_c(spec: Spec) -> list[Finding]:
+    from tools.validate.schema import validate_against_schema
+
+    try:
+        return [spec.finding(tuple(i.key_path), i.message, "C") for i in validate_against_schema(spec.kind,
+                                                                                            plain(spec.data))]
+    except Exception as error:  # noqa: BLE001 - one file's failure is that file's finding; the run goes on
+        return [_internal(spec, "C", error)]
+
+
+def layer_b(spec: Spec) -> list[Finding]:
+    from tools.validate.sdk import check_with_sdk
+
+    try:
+        return [spec.finding(tuple(i.key_path), i.message, "B") for i in check_with_sdk(spec.kind, spec.text,
+                                                                                        spec.path)]
+    except Exception as error:  # noqa: BLE001
+        return [_internal(spec, "B", error)]
+
+
+def layer_d(spec: Spec, context: RuleContext) -> list[Finding]:
+    try:
+        return check_spec(spec, context)
+    except Exception as error:  # noqa: BLE001
+        return [_internal(spec, "D", error)]
+
+
+def _related(a: tuple, b: tuple) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def reconcile(spec: Spec, c: list[Finding], b: list[Finding] | None) -> list[Finding]:
+    """Layer C's findings, reconciled with the SDK's (``b``; None when layer B did not run).
+
+    The exported schemas are stricter than azure-ai-ml in places (unions of AutoML search spaces, pipeline
+    component input types, control-flow nodes, enums the SDK compares case-insensitively, ``${{...}}``
+    expressions where a number or an enum is declared): the SDK is what ``az ml`` runs, so where it loads a
+    key clean, C's objection is dropped. Two exceptions: an unknown key the SDK silently ignores stays an error
+    when it is a near-miss of a known key (a typo such as ``settings.default_datestore``: the intended setting
+    never reaches Azure), and is a warning otherwise (azure-ai-ml drops it before the request); and a structural
+    mismatch (a list or mapping where a scalar belongs, or the reverse) stays, since the SDK passes some of those
+    to the service unchecked (``version: [1]``). Without layer
+    B, C stands alone, less only its objections to ``${{...}}`` expressions (resolved by Azure at run time)."""
+    out: list[Finding] = []
+    for finding in c:
+        value = _value_at(spec.data, finding.key_path)
+        if isinstance(value, str) and "${{" in value:
+            continue
+        if b is None or any(_related(finding.key_path, other.key_path) for other in b) or _structural(finding):
+            out.append(finding)
+        elif finding.message.startswith("unknown key"):
+            if "did you mean" in finding.message:
+                out.append(finding)
+            else:
+                out.append(Finding(finding.path, finding.line, finding.key_path,
+                                   f"{finding.message}: azure-ai-ml ignores it (not sent to Azure)", "C", WARNING,
+                                   "ignored-key"))  # fmt: skip
+    return out
+
+
+_SHAPE = re.compile(r"^expected (.+), got (\w+)")
+
+
+def _structural(finding: Finding) -> bool:
+    match = _SHAPE.match(finding.message)
+    if not match or finding.message.startswith("expected one of"):
+        return False
+    shapes = {"object", "array"}
+    return bool(shapes & set(match.group(1).split(" or "))) != (match.group(2) in shapes) or match.group(2) in shapes
+
+
+def _value_at(data: object, key_path: tuple) -> object:
+    for part in key_path:
+        found = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if not found:
+            return None
+        data = data[part]  # type: ignore[index]
+    return data
+
+
+def layer_findings(spec: Spec, layers: str, context: RuleContext | None = None) -> list[Finding]:
+    """Layers C, B (and D with a context) on one checkable spec; an exception becomes one internal finding."""
+    b = layer_b(spec) if "B" in layers else None
+    findings = reconcile(spec, layer_c(spec), b) if "C" in layers else []
+    findings += b or []
+    if "D" in layers and context is not None:
+        findings += layer_d(spec, context)
+    return findings
+
+
+def validate_specs(specs: list[Spec], layers: str = ALL_LAYERS, policy: str = "default",
+                   runner: object | None = None) -> Report:  # fmt: skip
+    """Run the layers over parsed specs. ``runner(specs, layers, context)`` may compute the per-spec findings
+    (in parallel, from a cache); by default they are computed here, one spec after another."""
+    context = RuleContext(specs, policy=policy)
+    findings: list[Finding] = [f for spec in specs for f in spec.findings]  # layer A, from parsing
+    todo = [spec for spec in specs if checkable(spec)]
+    if runner is not None:
+        findings.extend(runner(todo, layers, context))  # type: ignore[operator]
+    else:
+        for spec in todo:
+            findings.extend(layer_findings(spec, layers, context if "D" in layers else None))
+    kept = dedupe(findings)
+    return Report(specs, kept, statuses_of(specs, kept))
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per file, key path and severity, from the first layer in LAYER_ORDER that reports it; the repo
+    rules (D) may add their own distinct messages on a key another layer reported. Sorted by file and line."""
+    kept: list[Finding] = []
+    claimed: set[tuple] = set()
+    for finding in sorted(findings, key=lambda f: LAYER_ORDER.index(f.layer)):
+        where = (finding.path, finding.key_path, finding.severity)
+        if where in claimed and (finding.layer != "D" or (*where, finding.message) in claimed):
+            continue
+        claimed.update({where, (*where, finding.message)})
+        kept.append(finding)
+    return sorted(kept, key=lambda f: (f.path, f.line or 0))
