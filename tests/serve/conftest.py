@@ -133,3 +133,63 @@ def finetuned_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(command, root, 600, env_free)
     assert (model / "MLmodel").is_file()
     return model
+
+
+class RecordingProxy:
+    """A stdlib HTTP forwarder on 127.0.0.1 in front of a real endpoint: records each request body and the JSON the
+    endpoint answered. ``down()`` closes its listening socket (connections are refused, like an endpoint that is
+    down) until ``up()`` binds the same port again."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.exchanges: list[tuple[Any, Any]] = []
+        self.port = 0
+        self._start()
+        self.url = f"http://127.0.0.1:{self.port}/score"
+
+    def _start(self) -> None:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                import urllib.error
+                import urllib.request
+
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+                request = urllib.request.Request(proxy.upstream, data=raw, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as response:
+                        status, data = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, data = error.code, error.read()
+                proxy.exchanges.append((json.loads(raw or b"null"), json.loads(data or b"null")))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.running = True
+
+    def down(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def up(self) -> None:
+        self._start()
+
+    def close(self) -> None:
+        self.down()

@@ -11,8 +11,9 @@ The page is Prompt flow's own chat UI: `pf flow serve --source flows/chat --engi
 cannot serve it in promptflow 1.18.5: its home page handler
 (`promptflow/core/_serving/v1/blueprint/static_web_blueprint.py`) reads `os.environ` without importing `os`, so every
 GET / answers `Failed to render jinja template` (a NameError no setting avoids); the FastAPI engine renders the same
-page from the same static files. `flows/chat/samples.json` fills the page's parameter fields with the workspace's
-`scoring:` values (the page writes a form's values as text, so `do_sample` is the string "true").
+page from the same static files. The page shows every flow input but the chat history as a required field and clears
+them all after each message, so it serves `flows/chat/page/`: the chat flow with only the chat input and the chat
+history as inputs (generation parameters: the tool's defaults, the workspace's `scoring:` values).
 
 Ctrl-C (SIGINT) or SIGTERM stops the page server and the endpoint by their process groups and checks that nothing
 listens on their ports any more. Both run in their own sessions, so the signal reaches only this process.
@@ -38,6 +39,7 @@ from tools.serve import host
 
 ENGINE = "fastapi"  # the Flask engine's home page fails in promptflow 1.18.5 (see the module docstring)
 DEFAULT_PORT = 8080  # the walkthrough's `pf flow serve --port 8080`
+PAGE_FLOW = f"{FLOW_DIR}/page"  # flows/chat/page/flow.dag.yaml: the chat flow, chat input and history only
 DEMO_MODEL = "model"  # tools/demo/story.py fine_tune() writes the MLflow model to <RUN_DIR>/model
 READY_TIMEOUT_S = 120.0
 URL_ENV, KEY_ENV = "AZUREML_ENDPOINT_URL", "AZUREML_ENDPOINT_KEY"  # read by flows/chat/chat.py
@@ -88,7 +90,7 @@ def workspace_endpoint(workspace: str) -> tuple[str, str | None]:
 
 def start_page(url: str, key: str | None, port: int = 0, *, folder: Path | None = None,
                ready_timeout: float = READY_TIMEOUT_S) -> Page:  # fmt: skip
-    """Start `pf flow serve` on 127.0.0.1:port for flows/chat against ``url``; wait until the page answers."""
+    """Start `pf flow serve` on 127.0.0.1:port for flows/chat/page against ``url``; wait until the page answers."""
     import psutil
 
     port = port or host.free_port()
@@ -100,13 +102,13 @@ def start_page(url: str, key: str | None, port: int = 0, *, folder: Path | None 
     env = dict(os.environ, **{URL_ENV: url, KEY_ENV: key or "", ERRORS_AS_ANSWER_ENV: "1"})
     env.setdefault("PF_HOME_DIRECTORY", str(folder / "pf-home"))
     pf = Path(sys.executable).parent / "pf"
-    command = [str(pf), "flow", "serve", "--source", str(root / FLOW_DIR), "--host", host.HOST, "--port", str(port),
+    command = [str(pf), "flow", "serve", "--source", str(root / PAGE_FLOW), "--host", host.HOST, "--port", str(port),
                "--engine", ENGINE, "--skip-open-browser"]  # fmt: skip
     log_path = folder / f"page-{port}.log"
     with log_path.open("wb") as log:  # cwd = the repo root: pf reads pf.yaml there (no telemetry, no trace service)
         process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    record = host.Endpoint(pid=process.pid, port=port, upstream_port=port, model=str(root / FLOW_DIR),
+    record = host.Endpoint(pid=process.pid, port=port, upstream_port=port, model=str(root / PAGE_FLOW),
                            log=str(log_path), create_time=psutil.Process(process.pid).create_time(),
                            state_dir=str(folder))  # fmt: skip
     page = Page(record, process)
@@ -216,7 +218,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         print(f"model endpoint: {where}", flush=True)
         page = start_page(url, key, args.port)
-        print(f"chat page: {page.url}  (pf flow serve --source {FLOW_DIR} --engine {ENGINE}, pid {page.process.pid})")
+        print(f"chat page: {page.url}  (pf flow serve --source {PAGE_FLOW} --engine {ENGINE}, pid {page.process.pid})")
         print("open it in a browser; Ctrl-C stops both servers", flush=True)
         _watch(page, endpoint)
     except Stopped as stopped:
