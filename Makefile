@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 NODE_TOOLS := build/node/.installed
+BROWSER    := build/.chromium-installed
 # The offline switches live in tools/core/offline.py: `python -m tools` and the test suite set them.
 
-.PHONY: help venv demo test check render validate schemas lint bench lock clean
+.PHONY: help venv demo chat test check render validate schemas lint bench lock clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -30,7 +31,18 @@ $(NODE_TOOLS): requirements/node/package.json requirements/node/package-lock.jso
 demo: $(STAMP)   ## the main job on embedded defaults
 	$(PY) -m tools demo
 
-test: $(STAMP) $(NODE_TOOLS) ## the full test suite (what CI runs)
+chat: $(STAMP)   ## chat with the demo's fine-tuned model in a browser (after make demo; ARGS="--model DIR" etc.)
+	$(PY) -m tools chat $(ARGS)
+
+# Debian's chromium + chromium-driver for the chat page's browser test (CI runs as root on a fresh machine; no driver
+# manager downloads). Skipped when both are already installed.
+$(BROWSER):
+	test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; } || { \
+	  echo "installing chromium and chromium-driver failed: run as root (or: sudo apt-get install -y chromium chromium-driver)" >&2; exit 1; }
+	mkdir -p $(@D) && touch $@
+
+test: $(STAMP) $(NODE_TOOLS) $(BROWSER) ## the full test suite (what CI runs)
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing loudly" >&2; exit 1; fi; exit $$status
 

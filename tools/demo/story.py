@@ -281,4 +281,5 @@ def run(args: argparse.Namespace) -> int:
     )
     story.step("The same in Azure: the plan for the dev workspace (python -m tools plan --workspace dev)", print_plan)
     print(f"\nDemo finished in {story.elapsed():.0f} s. Prompt flow answered: {answers['flow'][:120]!r}")
+    print("Chat with the fine-tuned model in a browser: `make chat`, then open the URL it prints (Ctrl-C stops it).")
     return 0
