@@ -172,7 +172,7 @@ def test_page_answers_from_the_model_and_carries_the_history(
 
     first_q, second_q = "What is the capital of France?", "And what is it famous for?"
     first = ask(browser, first_q)
-    (sent, answered), = proxy.exchanges
+    ((sent, answered),) = proxy.exchanges
     assert sent["input_data"]["input_string"] == [[{"role": "user", "content": first_q}]]
     assert sent["input_data"]["parameters"] == scoring_values()
     model_answer = answer_of(answered)
@@ -214,7 +214,7 @@ def test_endpoint_down_shows_a_readable_error_in_the_page(
     # the page keeps working once the endpoint is back, and the failed turn is not sent as history
     proxy.exchanges.clear()
     assert not ask(browser, "Hello again?").startswith(ERROR_PREFIX)
-    (sent, _), = proxy.exchanges
+    ((sent, _),) = proxy.exchanges
     assert sent["input_data"]["input_string"] == [[{"role": "user", "content": "Hello again?"}]]
 
 
