@@ -131,19 +131,25 @@ def _placeholders(spec: Spec) -> None:
     """One error naming the unfilled placeholders (the other layers would only cascade from them)."""
     found: list[tuple[tuple, str]] = []
 
-    def walk(node: Any, path: tuple, shell: bool) -> None:
+    def walk(node: Any, path: tuple, patterns: tuple[re.Pattern, ...]) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key not in PROSE:
-                    walk(value, (*path, key), shell or key in SHELL)
+                if key in PROSE:
+                    continue
+                inner = patterns
+                if key in SHELL:
+                    inner = tuple(p for p in inner if p is not ANGLE)
+                elif key == "inputs":  # input values are data for the component: `{{field}}` is its template
+                    inner = tuple(p for p in inner if p is not JINJA)
+                walk(value, (*path, key), inner)
         elif isinstance(node, list):
             for index, value in enumerate(node):
-                walk(value, (*path, index), shell)
+                walk(value, (*path, index), patterns)
         elif isinstance(node, str) and not _is_template_text(node):
-            for pattern in (JINJA,) if shell else (JINJA, ANGLE):
+            for pattern in patterns:
                 found.extend((path, match.group(0)) for match in pattern.finditer(node))
 
-    walk(spec.data, (), False)
+    walk(spec.data, (), (JINJA, ANGLE))
     if found:
         names = ", ".join(dict.fromkeys(name for _, name in found))
         spec.placeholders = [name for _, name in found]

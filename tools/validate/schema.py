@@ -139,8 +139,22 @@ def _fast_validator(kind: str) -> Callable[[Any], Any]:
         with _lock:
             validator = _fast.get(_key(kind))
             if validator is None:
-                validator = _fast[_key(kind)] = _compile_fast(kind)
+                try:
+                    validator = _compile_fast(kind)
+                except (KeyError, ValueError, SyntaxError, RecursionError):
+                    # fastjsonschema 2.x cannot generate code for some `const` values (a KeyError formatting its
+                    # message): that kind is checked by the precise jsonschema validator alone
+                    validator = _no_fast_path
+                _fast[_key(kind)] = validator
     return validator
+
+
+class _NoFastPath(Exception):
+    pass
+
+
+def _no_fast_path(data: Any) -> Any:
+    raise _NoFastPath
 
 
 # ---------------------------------------------------------------------------------------------- precise path
@@ -177,6 +191,8 @@ def validate_against_schema(kind: str, data: Any) -> list[Issue]:
     except Exception as exc:  # JsonSchemaException, or a TypeError on odd YAML (non-string keys)
         fast_error = exc
     issues = _precise_issues(_slow_validator(kind), data)
+    if not issues and isinstance(fast_error, _NoFastPath):
+        return []
     if not issues:  # the two validators disagree (e.g. a format check): keep fastjsonschema's word
         issues = [_issue_from_fast(fast_error)]
     return issues
