@@ -234,5 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
     busy = [p for p in ports if host.is_listening(p)]
     if busy:
         raise UserError(f"stopped, but port(s) {busy} on {host.HOST} still accept connections")
+    for log in [page.endpoint.log] + ([endpoint.log] if endpoint else []):  # kept only when something failed
+        Path(log).unlink(missing_ok=True)
     print(f"stopped; nothing listens on {host.HOST} port(s) {', '.join(map(str, ports))}")
     return 0
