@@ -179,10 +179,33 @@ def _value_at(data: object, key_path: tuple) -> object:
     return data
 
 
+_MISSING = re.compile(r"^missing required key '?([A-Za-z_]+)'?")
+
+
+def cli_given(spec: Spec, findings: list[Finding]) -> list[Finding]:
+    """A required field that ``az`` takes on the command line (kinds.yaml ``cli_fields``: ``name`` via ``--name``,
+    ``endpoint_name`` via ``--endpoint-name``) is a warning naming the flag, not an error: the CLI fills it in
+    before the SDK validates (``az ml online-deployment create -f d.yml --name blue --endpoint-name e``)."""
+    from tools.core.repo import kinds
+
+    flags = (kinds().get(spec.kind or "") or {}).get("cli_fields") or {}
+    out = []
+    for finding in findings:
+        match = _MISSING.match(finding.message)
+        field_name = match.group(1) if match else None
+        if finding.severity == ERROR and field_name in flags and finding.key_path in ((field_name,), ()):
+            az = kinds()[spec.kind]["az"]
+            finding = Finding(finding.path, finding.line, (field_name,), f"no `{field_name}` in the file: give it "
+                              f"on the command line (`{az} -f ... {flags[field_name]} <value>`)", finding.layer,
+                              WARNING, "cli-field")  # fmt: skip
+        out.append(finding)
+    return out
+
+
 def layer_findings(spec: Spec, layers: str, context: RuleContext | None = None) -> list[Finding]:
     """Layers C, B (and D with a context) on one checkable spec; an exception becomes one internal finding."""
-    b = layer_b(spec) if "B" in layers else None
-    findings = reconcile(spec, layer_c(spec), b) if "C" in layers else []
+    b = cli_given(spec, layer_b(spec)) if "B" in layers else None
+    findings = cli_given(spec, reconcile(spec, layer_c(spec), b)) if "C" in layers else []
     findings += b or []
     if "D" in layers and context is not None:
         findings += layer_d(spec, context)

@@ -11,6 +11,7 @@ from tools.core.yamlio import KeyPath, format_key_path
 
 ERROR = "error"
 WARNING = "warning"
+NOTE = "note"  # information, never an error (not even under --strict)
 INTERNAL = "internal"  # the rule of a finding that reports the validator's own failure on a file
 LAYERS = {"A": "YAML hygiene", "B": "azure-ai-ml loaders", "C": "JSON schemas", "D": "repo rules"}
 
@@ -34,7 +35,7 @@ class Finding:
     def text(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
         key = f" {self.key}:" if self.key else ""
-        level = " warning:" if self.severity == WARNING else ""
+        level = f" {self.severity}:" if self.severity in (WARNING, NOTE) else ""
         return f"{where}:{key}{level} {self.message}"
 
     def as_dict(self) -> dict[str, object]:
@@ -81,7 +82,7 @@ def to_sarif(findings: list[Finding]) -> str:
                                                             else f.path}}
         if f.line:
             location["region"] = {"startLine": f.line}
-        results.append({"ruleId": rule_id, "level": "error" if f.severity == ERROR else "warning",
+        results.append({"ruleId": rule_id, "level": {ERROR: "error", WARNING: "warning"}.get(f.severity, "note"),
                         "message": {"text": f"{f.key}: {f.message}" if f.key else f.message},
                         "locations": [{"physicalLocation": location}]})  # fmt: skip
     run = {"tool": {"driver": {"name": "azureml-validate", "informationUri": "https://github.com/",
@@ -131,7 +132,8 @@ def to_github(findings: list[Finding]) -> str:
     for f in findings:
         line = f",line={f.line}" if f.line else ""
         title = f"{LAYERS[f.layer]}: {f.key}" if f.key else LAYERS[f.layer]
-        lines.append(f"::{f.severity} file={prop(f.path)}{line},title={prop(title)}::{data(f.message)}")
+        level = "notice" if f.severity == NOTE else f.severity
+        lines.append(f"::{level} file={prop(f.path)}{line},title={prop(title)}::{data(f.message)}")
     return "\n".join(lines)
 
 

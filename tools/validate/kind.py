@@ -93,7 +93,10 @@ def mismatch(declared: str, data: dict[str, Any]) -> str | None:
             return None
         siblings = tuple(k for k, f in kinds().items() if f["loader"] == facts["loader"])
         same_loader = [k for k in siblings if typed in (kinds()[k].get("types") or [])]
-        return same_loader[0] if same_loader else (infer_kind(data) or f"type: {typed}")
+        inferred = infer_kind(data)
+        if same_loader and (inferred is None or kinds()[inferred]["loader"] == facts["loader"]):
+            return same_loader[0]
+        return inferred or f"type: {typed}"
     inferred = infer_kind(data)
     if inferred and inferred != declared and kinds()[inferred]["az"] != facts["az"]:
         inferred_types = kinds()[inferred].get("types") or []

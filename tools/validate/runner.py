@@ -154,7 +154,7 @@ class Runner:
             atomic_write_text(self.cache_dir / key[:2] / f"{key}.json", json.dumps([_to_dict(f) for f in findings]))
 
     def __call__(self, specs: list[Spec], layers: str, context: RuleContext) -> list[Finding]:
-        from tools.validate.core import layer_c, layer_d, reconcile
+        from tools.validate.core import cli_given, layer_c, layer_d, reconcile
 
         cached_layers = "".join(layer for layer in "BC" if layer in layers)
         out: list[Finding] = []
@@ -172,8 +172,8 @@ class Runner:
                 out.extend(hit)
         b_results = self._layer_b([spec for spec, _ in misses]) if "B" in layers and misses else None
         for index, (spec, key) in enumerate(misses):
-            b = b_results[index] if b_results is not None else None
-            fresh = (reconcile(spec, layer_c(spec), b) if "C" in layers else []) + (b or [])
+            b = cli_given(spec, b_results[index]) if b_results is not None else None
+            fresh = (cli_given(spec, reconcile(spec, layer_c(spec), b)) if "C" in layers else []) + (b or [])
             out.extend(fresh)
             if not any(f.rule == "internal" for f in fresh):
                 self._write(key, fresh)

@@ -10,9 +10,9 @@ from typing import Any
 
 from tools.core.repo import contracts
 from tools.validate.document import DATA_TYPES, MODEL_TYPES, Spec
-from tools.validate.findings import WARNING
+from tools.validate.findings import NOTE
 from tools.validate.rules.bindings import parent_binding
-from tools.validate.rules.uris import REGISTRY_ASSET
+from tools.validate.rules.uris import REGISTRY_ASSET, REGISTRY_UNVERSIONED
 
 SCALAR_TYPES = ("string", "integer", "number", "boolean")
 
@@ -21,9 +21,12 @@ def step_contract(spec: Spec, step: dict) -> tuple[dict | None, str]:
     """The interface of a step's component and where it came from: ("local"|"registry"|"none"|"unknown")."""
     component = step.get("component")
     if isinstance(component, str) and not component.startswith("azureml:"):
+        if is_flow(spec.path.parent / component):
+            return None, "none"  # a Prompt flow as a step: its inputs are the flow's, checked by `pf`
         contract = local_component_contract(spec.path.parent / component)
         return contract, "local" if contract else "unknown"
-    match = REGISTRY_ASSET.match(component) if isinstance(component, str) else None
+    match = (REGISTRY_ASSET.match(component) or REGISTRY_UNVERSIONED.match(component)) if isinstance(component, str) \
+        else None
     if not match or match["noun"] != "components":
         return None, "none"
     contract = contracts().get(match["name"])
@@ -47,17 +50,17 @@ def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_output
     contract, source = step_contract(spec, step)
     if source == "none" or (source == "unknown" and not str(component).startswith("azureml:")):
         return  # not a component reference we know how to read (missing local file: layer B reports it)
-    match = REGISTRY_ASSET.match(component)
+    match = REGISTRY_ASSET.match(component) or REGISTRY_UNVERSIONED.match(component)
     if contract is None:
         emit(
             (*base, "component"),
             f"registry component {match['name']} has no committed contract in "
-            "schemas/contracts/: its inputs cannot be checked",
-            WARNING,
+            "schemas/contracts/: its inputs cannot be checked (`python -m tools contracts add SPEC` records it)",
+            NOTE,
             "contract",
         )
         return
-    if match and match["sel"] == "versions" and str(match["ref"]) != str(contract["version"]):
+    if match and match.groupdict().get("sel") == "versions" and str(match["ref"]) != str(contract["version"]):
         emit(
             (*base, "component"),
             f"{match['name']} version {match['ref']} differs from the committed contract "
@@ -102,6 +105,15 @@ def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_output
                     f"'{bound[1]}' of type {target.get('type')}",
                     rule="contract-output",
                 )
+
+
+def is_flow(path: Path) -> bool:
+    """A Prompt flow used as a pipeline step (``component: ./flow.dag.yaml`` or a flow folder): Azure ML runs it as
+    a flow component (https://learn.microsoft.com/azure/machine-learning/prompt-flow/how-to-use-pipelines-with-
+    prompt-flow); its interface is the flow's inputs, not a component spec's."""
+    if path.is_dir():
+        return any((path / name).exists() for name in ("flow.dag.yaml", "flow.dag.yml", "flow.flex.yaml"))
+    return path.name.startswith("flow.") or path.name in ("flow.dag.yaml", "flow.dag.yml")
 
 
 def local_component_contract(path: Path) -> dict | None:
@@ -184,10 +196,12 @@ def check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit
             hint = " (PyYAML reads 1e-8 as a string: write 1.0e-08)" if isinstance(value, str) and "e" in value else ""
             emit(key, f"expected a number, got {type(value).__name__} {value!r}{hint}", rule="contract-type")
     elif expected == "string":
-        if not isinstance(value, str):
+        # Azure sends every literal input as text: a number for a string input arrives as its digits (coerced)
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
             emit(key, f"expected a string, got {type(value).__name__} {value!r}", rule="contract-type")
     elif expected == "boolean":
-        if not isinstance(value, bool):
+        # "True"/"False" strings: Azure parses boolean inputs case-insensitively (the SDK's own samples use them)
+        if not isinstance(value, bool) and not (isinstance(value, str) and value.lower() in ("true", "false")):
             emit(key, f"expected a boolean, got {type(value).__name__} {value!r}", rule="contract-type")
     elif expected in MODEL_TYPES | DATA_TYPES and isinstance(value, str) and not value.startswith(("azureml:", "${{")):
         emit(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tools.validate.document import Spec
 from tools.validate.rules._walk import walk
-from tools.validate.rules.uris import ASSET_KEYS, REGISTRY_ASSET, WORKSPACE_ASSET
+from tools.validate.rules.uris import ASSET_KEYS, REGISTRY_ASSET, REGISTRY_UNVERSIONED, WORKSPACE_ASSET
 
 PROD = "prod"
 MIN_PROD_INSTANCES = 2  # Azure's SLA for managed online endpoints needs 3; 2 is our floor for a rolling update
@@ -19,6 +19,8 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         if not isinstance(value, str) or path == ("$schema",):
             continue
         if value.startswith("azureml://registries/"):
+            if REGISTRY_UNVERSIONED.match(value):
+                emit(path, f"prod policy: pin a version ({value} names none)", rule="prod-pin")
             match = REGISTRY_ASSET.match(value)
             if match and match["sel"] == "labels":
                 emit(path, f"prod policy: pin a version instead of labels/{match['ref']} ({value})", rule="prod-pin")

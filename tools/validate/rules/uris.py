@@ -10,11 +10,16 @@ import re
 
 from tools.validate.bindings import OPEN, substitute
 from tools.validate.document import Spec
+from tools.validate.findings import WARNING
 from tools.validate.rules._walk import walk
 
 REGISTRY_ASSET = re.compile(
     r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
     r"/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)/(?:(?P<sel>versions|labels)/(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*))$"
+)
+REGISTRY_UNVERSIONED = re.compile(
+    r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
+    r"/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)/?$"
 )
 JOB_OUTPUT = re.compile(r"^azureml://jobs/[A-Za-z0-9_-]+/outputs/[A-Za-z0-9_]+(/.*)?$")
 DATASTORE_PATH = re.compile(
@@ -39,7 +44,13 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         # ${{default_datastore}}, ${{name}}: Azure fills them in; their own shape is rules.bindings'
         shape = substitute(value) if OPEN in value else value
         if shape.startswith("azureml://registries/"):
-            if not REGISTRY_ASSET.match(shape):
+            bare = REGISTRY_UNVERSIONED.match(shape)
+            if bare:
+                # Azure resolves a registry asset without a version to its latest one (reference-yaml-core-syntax):
+                # valid, but the run changes when the registry publishes; policy: prod makes it an error
+                emit(path, f"{value} names no version: Azure takes the latest {bare['noun'][:-1]} (pin "
+                     f"{value.rstrip('/')}/versions/<version>)", WARNING, "registry-unpinned")
+            elif not REGISTRY_ASSET.match(shape):
                 emit(
                     path,
                     f"malformed registry URI {value!r} (expected azureml://registries/<registry>/"

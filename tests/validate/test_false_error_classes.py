@@ -1,0 +1,104 @@
+"""Each class of false error found on public specs (issue 10, scope 2 and 3), pinned on a few lines of our own YAML:
+what Azure accepts gets no error; where a warning or note is right, it says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tools.validate.core import validate_specs
+from tools.validate.document import parse_spec
+from tools.validate.findings import ERROR
+
+BASE = "https://azuremlschemas.azureedge.net/latest/"
+PIPELINE = f"$schema: {BASE}pipelineJob.schema.json\ntype: pipeline\n"
+
+
+def _check(tmp_path: Path, text: str, layers: str = "ACD", policy: str = "default", name: str = "spec.yml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return validate_specs([parse_spec(path, name)], layers, policy).findings
+
+
+def _errors(findings) -> list[str]:
+    return [f.text() for f in findings if f.severity == ERROR]
+
+
+def test_registry_component_without_version_is_a_warning_and_an_error_under_prod(tmp_path: Path) -> None:
+    text = PIPELINE + "jobs:\n  a:\n    type: command\n    component: azureml://registries/azureml/components/x\n"
+    findings = _check(tmp_path, text)
+    assert _errors(findings) == [] and any(f.rule == "registry-unpinned" for f in findings)
+    assert any("prod policy: pin a version" in line for line in _errors(_check(tmp_path, text, policy="prod")))
+
+
+def test_registry_component_without_contract_is_a_note(tmp_path: Path) -> None:
+    text = PIPELINE + ("jobs:\n  a:\n    type: command\n"
+                       "    component: azureml://registries/azureml/components/not_ours/versions/1\n"
+                       "    inputs: {anything: 1}\n")  # fmt: skip
+    findings = _check(tmp_path, text)
+    assert _errors(findings) == []
+    assert [f.severity for f in findings if f.rule == "contract"] == ["note"]
+
+
+def test_step_whose_component_is_a_flow(tmp_path: Path) -> None:
+    (tmp_path / "flow.dag.yaml").write_text("inputs: {question: {type: string}}\nnodes: []\n")
+    text = PIPELINE + "jobs:\n  ask:\n    type: parallel\n    component: ./flow.dag.yaml\n    inputs: {question: hi}\n"
+    assert [f for f in _check(tmp_path, text, "D") if f.rule.startswith("contract")] == []
+
+
+def test_enum_azure_compares_case_insensitively(tmp_path: Path) -> None:
+    text = f"$schema: {BASE}managedOnlineEndpoint.schema.json\nname: my-endpoint\nauth_mode: Key\n"
+    assert _errors(_check(tmp_path, text, "ABCD")) == []
+
+
+COMPONENT = f"""\
+$schema: {BASE}commandComponent.schema.json
+name: train
+version: "1"
+type: command
+inputs:
+  flag: {{type: boolean, default: false}}
+  label: {{type: string, default: a}}
+command: echo ${{{{inputs.flag}}}} ${{{{inputs.label}}}}
+environment: azureml:env:1
+"""
+
+
+def test_boolean_inputs_given_as_true_false_strings_and_coerced_types(tmp_path: Path) -> None:
+    (tmp_path / "train.yml").write_text(COMPONENT)
+    text = PIPELINE + ("jobs:\n  t:\n    type: command\n    component: ./train.yml\n"
+                       "    inputs: {flag: 'True', label: 5}\n")  # fmt: skip
+    assert [f.text() for f in _check(tmp_path, text, "D") if f.rule.startswith("contract")] == []
+
+
+def test_expression_where_the_exported_schema_wants_a_number(tmp_path: Path) -> None:
+    text = PIPELINE + ("inputs: {n: 2}\njobs:\n  a:\n    type: command\n    command: echo\n"
+                       "    environment: azureml:env:1\n"
+                       "    resources: {instance_count: '${{parent.inputs.n}}'}\n")  # fmt: skip
+    assert [f for f in _check(tmp_path, text, "C") if "instance_count" in f.key] == []
+
+
+def test_exported_schema_stricter_than_the_sdk_defers_to_it(tmp_path: Path) -> None:
+    # a control-flow node the exported union does not list; azure-ai-ml loads it (layer B is the authority)
+    text = f"$schema: {BASE}environment.schema.json\nname: e\nversion: '1'\nimage: mcr.microsoft.com/a:1\n"
+    assert _errors(_check(tmp_path, text, "ABC")) == []
+
+
+def test_fields_given_on_the_command_line_are_a_warning_naming_the_flag(tmp_path: Path) -> None:
+    text = (f"$schema: {BASE}managedOnlineDeployment.schema.json\nmodel: azureml:m:1\n"
+            "instance_type: Standard_DS3_v2\ninstance_count: 1\n")  # fmt: skip
+    findings = _check(tmp_path, text, "ABC")
+    assert _errors(findings) == []
+    assert any("--endpoint-name" in f.message and f.severity == "warning" for f in findings)
+
+
+def test_unfilled_placeholder_is_one_error_without_cascade(tmp_path: Path) -> None:
+    text = f"$schema: {BASE}managedOnlineEndpoint.schema.json\nname: \"{{{{ENDPOINT_NAME}}}}\"\nauth_mode: kee\n"
+    findings = _check(tmp_path, text, "ABCD")
+    assert len(_errors(findings)) == 1 and "{{ENDPOINT_NAME}}" in _errors(findings)[0]
+    angle = f"$schema: {BASE}data.schema.json\nname: d\npath: azureml://subscriptions/<SUBSCRIPTION_ID>/x\n"
+    assert ["<SUBSCRIPTION_ID>" in line for line in _errors(_check(tmp_path, angle, "ABCD"))] == [True]
+
+
+def test_prompt_templates_in_inputs_are_not_placeholders(tmp_path: Path) -> None:
+    text = PIPELINE + "inputs:\n  pattern: 'Q: {{question}} A:'\n  answer: '{{answer}}'\njobs: {}\n"
+    assert [f for f in _check(tmp_path, text, "A") if f.rule == "placeholder"] == []
