@@ -44,7 +44,8 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         # ${{default_datastore}}, ${{name}}: Azure fills them in; their own shape is rules.bindings'
         shape = substitute(value) if OPEN in value else value
         if shape.startswith("azureml://registries/"):
-            bare = REGISTRY_UNVERSIONED.match(shape)
+            # a reference (a step's component, a job input) may name no version; a registration's own path may not
+            bare = REGISTRY_UNVERSIONED.match(shape) if path[-1] in ("component", "model") or "inputs" in path else None
             if bare:
                 # Azure resolves a registry asset without a version to its latest one (reference-yaml-core-syntax):
                 # valid, but the run changes when the registry publishes; policy: prod makes it an error
