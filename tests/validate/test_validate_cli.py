@@ -75,3 +75,36 @@ def test_bad_arguments_are_one_line(repo_root: Path) -> None:
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "--layers" in result.stderr
     missing = validate(repo_root, "no/such/spec.yml")
     assert missing.returncode == 1 and "no/such/spec.yml: no such file" in missing.stdout
+
+
+def test_sarif_report_for_code_scanning(repo_root: Path, broken: Path) -> None:
+    report = json.loads(validate(repo_root, str(broken / "deployment.yml"), "--format", "sarif").stdout)
+    assert report["version"] == "2.1.0"
+    result = next(r for r in report["runs"][0]["results"] if "instance_count" in r["message"]["text"])
+    assert result["level"] == "error" and result["locations"][0]["physicalLocation"]["region"]["startLine"] > 1
+
+
+def test_internal_failure_on_one_file_is_its_finding_and_exit_3(repo_root: Path, broken: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import argparse
+
+    from tools.validate import cli, schema
+
+    def boom(kind, data):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(schema, "validate_against_schema", boom)
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([str(broken / "deployment.yml"), str(repo_root / "endpoints" / "endpoint.yml"),
+                              "--layers", "ACD", "--no-cache"])  # fmt: skip
+    assert cli.run(args) == 3
+    out = capsys.readouterr().out
+    assert out.count("internal error in layer C: RuntimeError: simulated bug") == 2  # both files, the run went on
+    assert "instance_count: expected an integer >= 1" in out  # layer D still ran
+
+
+def test_specs_only_skips_other_yaml(repo_root: Path, broken: Path) -> None:
+    endpoint = str(repo_root / "endpoints" / "endpoint.yml")
+    result = validate(repo_root, "--specs-only", str(broken / "notes.yaml"), endpoint)
+    assert result.returncode == 0 and "notes.yaml" not in result.stdout

@@ -109,6 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="worker processes for layer B (default: the CPU count; 1: in this process)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write build/cache/validate/")
     parser.add_argument("--quiet", action="store_true", help="text format: no status line for valid files")
+    parser.add_argument("--specs-only", action="store_true",
+                        help="explicit files that are not Azure ML specs (no $schema line, no spec type:) are "
+                             "skipped instead of reported (for pre-commit, which passes every staged YAML file)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     runner = _runner(args.jobs, cache=not args.no_cache and not os.environ.get("TOOLS_VALIDATE_NO_CACHE"))
     reports: list[tuple[str, Report]] = []
     if args.paths:
-        specs = [parse_spec(path, str(path)) for path in expand_paths(args.paths)]
+        paths = expand_paths(args.paths)
+        if args.specs_only:
+            paths = [p for p in paths if not p.is_file() or _is_spec_text(p.read_text(errors="ignore"))]
+        specs = [parse_spec(path, str(path)) for path in paths]
         reports.append(("paths", validate_specs(specs, layers, args.policy, runner)))
     else:
         from tools.render.values import workspace_names
