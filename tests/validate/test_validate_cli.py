@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -32,12 +33,26 @@ def test_every_workspace_passes_with_a_status_per_file_and_a_summary(repo_root: 
     assert "Summary: " in result.stderr and "Invalid: 0" in result.stderr
 
 
-def test_workspace_validation_writes_no_rendered_files(repo_root: Path) -> None:
+def test_workspace_validation_works_from_a_clean_build_and_rewrites_nothing_unchanged(repo_root: Path,
+                                                                                      tmp_path: Path) -> None:
+    """A fresh clone has no build/prod: validation must not depend on an earlier render, and a second run
+    leaves the build tree's files untouched (only what differs is written)."""
     marker = repo_root / "build" / "prod"
-    before = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")} if marker.exists() else {}
-    assert validate(repo_root, "--workspace", "prod", "--quiet").returncode == 0
-    after = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")} if marker.exists() else {}
-    assert after == before, "validate --workspace wrote rendered files"
+    aside = tmp_path / "prod-aside"
+    if marker.exists():
+        shutil.move(marker, aside)
+    try:
+        first = validate(repo_root, "--workspace", "prod", "--quiet")
+        assert first.returncode == 0, first.stdout + first.stderr
+        before = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")}
+        assert before, "the prod render is not on disk for az ml -f"
+        assert validate(repo_root, "--workspace", "prod", "--quiet").returncode == 0
+        after = {p: p.stat().st_mtime_ns for p in marker.rglob("*.yml")}
+        assert after == before, "validate --workspace rewrote unchanged files"
+    finally:
+        if aside.exists():
+            shutil.rmtree(marker, ignore_errors=True)
+            shutil.move(aside, marker)
 
 
 def test_a_folder_stands_for_its_specs(repo_root: Path, broken: Path) -> None:

@@ -65,9 +65,10 @@ def validate_rendered(rendered: Any, root: Path, layers: str = "ABCD") -> tuple[
     return parsed, [f for f in report.findings if f.severity == ERROR]
 
 
-def load_workspace(name: str, root: Path, layers: str = "ABCD") -> Workspace:
-    """Render ``name`` once, check the committed render (default workspace) or write build/<name>/ (the others,
-    which `az ml -f` reads), validate the in-memory specs; UserError on findings."""
+def load_workspace(name: str, root: Path, layers: str = "ABCD", rendered: Any = None) -> Workspace:
+    """Render ``name`` once (or take the caller's ``rendered``: a RenderedWorkspace of it), check the committed
+    render (default workspace) or write build/<name>/ (the others, which `az ml -f` reads), validate the
+    in-memory specs; UserError on findings."""
     import os
 
     from tools.core.yamlio import plain
@@ -75,7 +76,7 @@ def load_workspace(name: str, root: Path, layers: str = "ABCD") -> Workspace:
     from tools.render.values import DEFAULT_WORKSPACE
     from tools.validate.findings import to_text
 
-    rendered = render(name, root)
+    rendered = rendered if rendered is not None else render(name, root)
     if name == DEFAULT_WORKSPACE:
         stale = check_rendered(list(rendered.files), rendered.out_dir, root)
         if stale:

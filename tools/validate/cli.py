@@ -2,7 +2,8 @@
 a status per file (valid, invalid, skipped with the reason) and a summary line, as kubeconform prints them.
 
 Explicit paths validate any spec file (a folder stands for the YAML specs below it); `--workspace NAME` validates
-that workspace's render and `--all` (the default) every workspace's, rendered in memory (nothing is written).
+that workspace's render and `--all` (the default) every workspace's, rendered once in memory (a non-default
+workspace's build/<name>/ tree, which `az ml -f` reads, is brought up to date first).
 
 Exit codes: 0 no errors; 1 errors found (or warnings under --strict); 2 could not run (bad arguments, no spec
 in a folder); 3 internal failure: the validator failed on at least one file (that file's finding says so, marked
@@ -35,10 +36,19 @@ def _runner(jobs: int | None, cache: bool) -> object:
 
 
 def rendered_specs(workspace: str, root: Path = REPO_ROOT) -> tuple[list[Spec], str]:
-    """A workspace's rendered specs, parsed from the in-memory render (nothing written), and its policy."""
+    """A workspace's rendered specs, parsed from the in-memory render, and its policy.
+
+    The default workspace's render is the committed tree (`render --check` keeps it equal); any other
+    workspace's render is a build output under build/<name>/ that `az ml -f` and the loaders read: the SDK and
+    the file rules resolve `code:`, `conda_file:` and `component:` relative to the spec, and POSIX resolves `..`
+    only through folders that exist. So that tree is brought up to date first (atomically, only what differs);
+    the validation itself reads the in-memory texts and writes nothing.
+    """
     from tools.render.engine import render
 
     rendered = render(workspace, root)
+    if rendered.out_dir != rendered.root:
+        rendered.write()
     specs = [parse_spec(path, relative_display(path, root), text) for path, text in rendered.texts().items()
              if _is_spec_text(text)]  # fmt: skip
     return specs, str(rendered.values.data.get("policy", "default"))
