@@ -69,30 +69,38 @@ def _python(*args: str, quiet: bool = False, env: dict[str, str] | None = None) 
     return result
 
 
-def render_and_validate() -> None:
-    from tools.render.engine import default_out_dir, render_workspace, write_rendered
-    from tools.render.values import workspace_names
-    from tools.validate.cli import validate_workspace
+def render_and_validate() -> Any:
+    """Render every workspace once, bring its files up to date, validate the in-memory specs; return dev's render
+    (the plan of the last step reuses it)."""
+    from tools.render.engine import render
+    from tools.render.values import DEFAULT_WORKSPACE, workspace_names
+    from tools.validate.cli import rendered_specs
+    from tools.validate.core import validate_specs
 
-    rows: list[tuple[str, str, str, str]] = []
+    rows: list[tuple[str, str, str]] = []
     errors = 0
+    default = None
     for name in workspace_names():
-        write_rendered(render_workspace(name, default_out_dir(name)), default_out_dir(name))
-        report = validate_workspace(name)
+        rendered = render(name)
+        rendered.write()
+        specs, policy = rendered_specs(name, rendered=rendered)
+        report = validate_specs(specs, "ABCD", policy)
         for finding in report.findings:
             print(f"      {finding.text()}")
         errors += report.errors
-        for spec in report.specs:
-            if name == workspace_names()[0]:
+        if name == DEFAULT_WORKSPACE:
+            default = rendered
+            for spec in report.specs:
                 kind = spec.kind or "?"
-                rows.append((spec.display, WHAT.get(kind, kind), kinds().get(kind, {}).get("az", ""), "ok"))
+                rows.append((spec.display, WHAT.get(kind, kind), kinds().get(kind, {}).get("az", "")))
         print(f"      {name}: {len(report.specs)} specs, {report.errors} errors, {report.warnings} warnings")
     if errors:
         raise UserError(f"validation found {errors} errors (see above)")
     width = max(len(r[0]) for r in rows)
     print(f"\n      {'spec (dev, committed)':{width}}  {'what':18}  applied with")
-    for path, what, az, _ in rows:
+    for path, what, az in rows:
         print(f"      {path:{width}}  {what:18}  {az} -f {path}")
+    return default
 
 
 def prepare_sample(run: Path) -> Path:
@@ -237,13 +245,17 @@ def _flow_answer(stdout: str) -> str:
         raise UserError(f"pf flow test printed no answer: {stdout.strip()[-300:]}") from None
 
 
-def print_plan() -> None:
-    from tools.operate import plan
+def print_plan(rendered: Any) -> None:
+    """The dev plan from the render step 1 made and validated (no second render, no second validation)."""
+    from tools.operate.plan import title
+    from tools.operate.stages import build_plan, parse_stages
+    from tools.operate.steps import format_plan
+    from tools.operate.workspace import load_workspace
 
-    workspace = plan.load_workspace("dev", REPO_ROOT, layers="ACD")  # B already ran in step 1
-    stages = plan.parse_stages("all")
-    steps = plan.build_plan(workspace, stages)
-    text = plan.format_plan(workspace, stages, steps, "python -m tools plan --workspace dev --stage all")
+    workspace = load_workspace("dev", REPO_ROOT, layers="A", rendered=rendered)  # B, C, D ran in step 1
+    stages = parse_stages("all")
+    steps = build_plan(workspace, stages)
+    text = format_plan(title(workspace, stages), "python -m tools plan --workspace dev --stage all", steps)
     print("\n".join(f"      {line}" for line in text.splitlines()))
 
 
@@ -265,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         "ultrachat-shaped sample, a tiny Phi-3-architecture model)."
     )
     story = Story(total=6)
-    story.step("Render and validate every workspace (layers A B C D)", render_and_validate)
+    rendered = story.step("Render and validate every workspace (layers A B C D)", render_and_validate)
     data = story.step(
         f"Prepare the bundled sample ({SAMPLE_SOURCE}, hub layout) with `python -m tools data prepare`",
         lambda: prepare_sample(run_dir),
@@ -279,7 +291,8 @@ def run(args: argparse.Namespace) -> int:
         "Serve it on 127.0.0.1, send the sample request, ask the Prompt flow, stop the server",
         lambda: score_and_chat(run_dir, model, data),
     )
-    story.step("The same in Azure: the plan for the dev workspace (python -m tools plan --workspace dev)", print_plan)
+    story.step("The same in Azure: the plan for the dev workspace (python -m tools plan --workspace dev)",
+               lambda: print_plan(rendered))
     print(f"\nDemo finished in {story.elapsed():.0f} s. Prompt flow answered: {answers['flow'][:120]!r}")
     print("Chat with the fine-tuned model in a browser: `make chat`, then open the URL it prints (Ctrl-C stops it).")
     return 0

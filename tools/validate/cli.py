@@ -35,7 +35,7 @@ def _runner(jobs: int | None, cache: bool) -> object:
     return Runner(jobs=jobs, cache=cache)
 
 
-def rendered_specs(workspace: str, root: Path = REPO_ROOT) -> tuple[list[Spec], str]:
+def rendered_specs(workspace: str, root: Path = REPO_ROOT, rendered: object | None = None) -> tuple[list[Spec], str]:
     """A workspace's rendered specs, parsed from the in-memory render, and its policy.
 
     The default workspace's render is the committed tree (`render --check` keeps it equal); any other
@@ -46,7 +46,7 @@ def rendered_specs(workspace: str, root: Path = REPO_ROOT) -> tuple[list[Spec], 
     """
     from tools.render.engine import render
 
-    rendered = render(workspace, root)
+    rendered = rendered if rendered is not None else render(workspace, root)  # a caller's render is reused
     if rendered.out_dir != rendered.root:
         rendered.write()
     specs = [parse_spec(path, relative_display(path, root), text) for path, text in rendered.texts().items()
