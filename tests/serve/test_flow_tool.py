@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -67,3 +68,16 @@ def test_flow_defaults_match_the_workspace_scoring_values(repo_root) -> None:  #
     flow = yaml.safe_load((repo_root / "flows" / "chat" / "flow.dag.yaml").read_text())
     scoring = load_values(DEFAULT_WORKSPACE, repo_root).data["scoring"]
     assert {name: flow["inputs"][name]["default"] for name in scoring} == scoring
+
+
+def test_client_defaults_equal_the_workspace_scoring_values(repo_root: Path) -> None:
+    """The scoring client ships without the repo (Prompt flow copies it), so it carries its own defaults; they
+    must stay equal to the default workspace's `scoring:` values, and score.py takes its defaults from it."""
+    from tools.render.values import DEFAULT_WORKSPACE, load_values
+    from tools.serve import scoring_client
+    from tools.serve.score import generation_parameters
+
+    scoring = load_values(DEFAULT_WORKSPACE, repo_root).data["scoring"]
+    assert scoring == scoring_client.DEFAULT_PARAMETERS
+    assert generation_parameters() == scoring
+    assert generation_parameters(max_new_tokens=7) == {**scoring, "max_new_tokens": 7}

@@ -32,9 +32,15 @@ DEFAULT_REQUEST = Path("endpoints/sample_score.json")
 
 
 def generation_parameters(
-    temperature: float = 0.6, top_p: float = 0.9, do_sample: bool = True, max_new_tokens: int = 200
+    temperature: float | None = None, top_p: float | None = None, do_sample: bool | None = None,
+    max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """The foundation-model ``parameters`` block (defaults: the workspace `scoring:` values)."""
+    """The foundation-model ``parameters`` block; what is not given comes from the scoring client's defaults
+    (``scoring_client.DEFAULT_PARAMETERS``, kept equal to the workspace `scoring:` values by a test)."""
+    given = {"temperature": temperature, "top_p": top_p, "do_sample": do_sample, "max_new_tokens": max_new_tokens}
+    chosen = {key: scoring_client.DEFAULT_PARAMETERS[key] if value is None else value for key, value in given.items()}
+    temperature, top_p = chosen["temperature"], chosen["top_p"]
+    do_sample, max_new_tokens = chosen["do_sample"], chosen["max_new_tokens"]
     if not 0 <= temperature <= 2:
         raise UserError(f"temperature must be in [0, 2], got {temperature}")
     if not 0 < top_p <= 1:
