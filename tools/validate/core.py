@@ -98,11 +98,12 @@ def _internal(spec: Spec, layer: str, error: BaseException) -> Finding:
 
 
 def layer_c(spec: Spec) -> list[Finding]:
+    from tools.validate.casing import to_sdk_spelling
     from tools.validate.schema import validate_against_schema
 
     try:
-        return [spec.finding(tuple(i.key_path), i.message, "C") for i in validate_against_schema(spec.kind,
-                                                                                            plain(spec.data))]
+        data = to_sdk_spelling(spec.kind, plain(spec.data))  # enums as the SDK compares them (chat_completion)
+        return [spec.finding(tuple(i.key_path), i.message, "C") for i in validate_against_schema(spec.kind, data)]
     except Exception as error:  # noqa: BLE001 - one file's failure is that file's finding; the run goes on
         return [_internal(spec, "C", error)]
 

@@ -7,7 +7,8 @@ must not drift silently).
 The export uses ``marshmallow-jsonschema`` with hooks for the SDK's own field types: ``UnionField`` (and
 ``TypeSensitiveUnionField``) become ``anyOf`` of their members, ``ExperimentalField`` its inner field,
 ``allow_none`` a ``{"type": "null"}`` branch, nested schemas shared definitions (recursion-safe, one per class
-and ``only``/``exclude`` variant). Unknown keys are rejected wherever the schema class is strict (its
+and ``only``/``exclude`` variant), and an enum the SDK compares after a casing transform (``StringTransformedEnum``)
+names it in ``x-azureml-casing`` (``tools.validate.casing``). Unknown keys are rejected wherever the schema class is strict (its
 ``Meta.unknown``), plus the few lenient classes listed in ``STRICT_OVERRIDES``. Output is pretty-printed with
 sorted keys, so it is byte-identical across runs.
 """
@@ -61,11 +62,13 @@ def _make_exporter_class() -> type:
     """Build the JSONSchema subclass lazily, so importing this module does not import marshmallow or the SDK."""
     from inspect import isclass
 
-    from azure.ai.ml._schema.core.fields import ExperimentalField, UnionField
+    from azure.ai.ml._schema.core.fields import ExperimentalField, StringTransformedEnum, UnionField
     from marshmallow import INCLUDE, Schema, fields
     from marshmallow.class_registry import get_class
     from marshmallow_jsonschema import JSONSchema
     from marshmallow_jsonschema.base import _resolve_additional_properties
+
+    from tools.validate.casing import CASING_KEY, classify
 
     class AzureMLJSONSchema(JSONSchema):
         """marshmallow-jsonschema with the azure-ai-ml custom fields and a shared, recursion-safe definitions map."""
@@ -99,6 +102,10 @@ def _make_exporter_class() -> type:
                 schema = {"title": field.data_key or field.name or ""}
                 return self._with_null(self._with_metadata(schema, field), field)
             schema = super()._get_schema_for_field(obj, field)
+            if isinstance(field, StringTransformedEnum) and isinstance(schema.get("enum"), list):
+                casing = classify(field.casing_transform)  # the SDK compares transformed values: tools.validate.casing
+                if casing:
+                    schema = {**schema, CASING_KEY: casing}
             if hasattr(field, "_jsonschema_type_mapping"):
                 schema = self._with_null(schema, field)
             return schema

@@ -1,0 +1,161 @@
+"""How azure-ai-ml spells enum values it converts before comparing, so that layer C accepts what the SDK accepts.
+
+The SDK's ``StringTransformedEnum`` (``azure/ai/ml/_schema/core/fields.py``) applies a *casing transform* to both
+the allowed values and the given value, and compares the results: ``task: chat_completion`` in a fine-tuning job
+is ``snake_to_camel``'d to ``chatCompletion`` (``_schema/_finetuning/finetuning_vertical.py``), ``tier:
+LowPriority`` on a cluster is ``camel_to_snake``'d to ``low_priority`` (``_schema/compute/aml_compute.py``), and the
+default transform lower-cases (``auth_mode: Key``). A JSON schema ``enum`` cannot say "after this transform", so:
+
+- at export (``tools.validate.export``), an enum field with a transform gets ``"x-azureml-casing": <name>``
+  beside its ``enum`` of transformed values (``classify`` names the SDK function; an unknown one fails the export);
+- before layer C (``tools.validate.core.layer_c``), ``to_sdk_spelling`` rewrites each string value that is not
+  already an allowed spelling into what the SDK would compare, where that is allowed; the key paths are unchanged,
+  so a value the SDK rejects still gets C's "expected one of [...]" on its key.
+
+The replicas below are the SDK's own functions (``azure/ai/ml/_utils/utils.py``), repeated here so that layers A, C
+and D never import azure-ai-ml; ``tests/validate/test_casing.py`` checks them against the SDK's on samples.
+Matching is by property name across a kind's schema (a walk of data and schema together through every ``anyOf``
+would cost layer C its speed): a value is only rewritten when no enum of that name lists it as given, and a
+field of the same name that is a free string accepts the rewritten value as well.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CASING_KEY = "x-azureml-casing"
+
+
+def _csv(text: str, convert: Callable[[str], str]) -> str:
+    """azure.ai.ml._utils.utils._csv_parser: a comma-separated value is converted part by part."""
+    if "," in text:
+        return ",".join(convert(part.strip()) for part in text.split(","))
+    return convert(text)
+
+
+def _camel_to_snake(text: str) -> str:
+    text = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", text)
+    return re.sub("([a-z0-9])([A-Z])", r"\1_\2", text).lower()
+
+
+TRANSFORMS: dict[str, Callable[[str], str]] = {
+    "lower": str.lower,  # StringTransformedEnum's default (lambda x: x.lower())
+    "upper": str.upper,  # _schema/_distillation/distillation_job.py
+    "camel_to_snake": lambda text: _csv(text, _camel_to_snake),
+    "snake_to_camel": lambda text: re.sub("_([a-zA-Z0-9])", lambda m: m.group(1).upper(), text),
+    "snake_to_pascal": lambda text: _csv(text, lambda part: string.capwords(part.replace("_", " ")).replace(" ", "")),
+}
+
+_PROBES = ("chat_completion", "ChatCompletion", "chatCompletion", "LOW_PRIORITY", "a,b_c", "Standard_E8s_v3", "x",
+           "key", "Key", "AMLToken")
+
+
+def classify(transform: Callable[[str], Any]) -> str | None:
+    """The name of the SDK casing transform ``transform`` behaves as (None: the identity); ValueError if none."""
+    seen = tuple(transform(probe) for probe in _PROBES)
+    if seen == _PROBES:
+        return None
+    for name, replica in TRANSFORMS.items():
+        if seen == tuple(replica(probe) for probe in _PROBES):
+            return name
+    raise ValueError(f"azure-ai-ml casing transform {transform!r} is none of {sorted(TRANSFORMS)}; "
+                     "add its replica to tools/validate/casing.py")
+
+
+# ---------------------------------------------------------------------------------------------- per kind
+Entry = tuple[str | None, frozenset[str]]
+_lock = threading.Lock()
+_tables: dict[Path, dict[str, list[Entry]]] = {}
+
+
+def _enum_nodes(node: Any) -> list[dict[str, Any]]:
+    """The enum schemas a property may be: the node itself, its union members, its array items."""
+    if not isinstance(node, dict):
+        return []
+    out = [node] if isinstance(node.get("enum"), list) else []
+    for key in ("anyOf", "oneOf"):
+        for member in node.get(key) or []:
+            out.extend(_enum_nodes(member))
+    out.extend(_enum_nodes(node.get("items")))
+    return out
+
+
+def table(schema: dict[str, Any]) -> dict[str, list[Entry]]:
+    """property name -> [(casing or None, allowed spellings)] for the names where some enum has a casing."""
+    found: dict[str, list[Entry]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                for name, sub in props.items():
+                    for enum in _enum_nodes(sub):
+                        values = frozenset(v for v in enum["enum"] if isinstance(v, str))
+                        found.setdefault(name, []).append((enum.get(CASING_KEY), values))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return {name: entries for name, entries in found.items() if any(casing for casing, _ in entries)}
+
+
+def _table_for(path: Path) -> dict[str, list[Entry]]:
+    with _lock:
+        cached = _tables.get(path)
+    if cached is None:
+        try:
+            cached = table(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            cached = {}  # layer C itself reports a missing or broken schema file
+        with _lock:
+            _tables[path] = cached
+    return cached
+
+
+def _respell(value: str, entries: list[Entry]) -> str:
+    if any(value in allowed for _, allowed in entries):
+        return value
+    for casing, allowed in entries:
+        if casing:
+            spelled = TRANSFORMS[casing](value)
+            if spelled in allowed:
+                return spelled
+    return value
+
+
+def respell(data: Any, names: dict[str, list[Entry]]) -> Any:
+    """``data`` with each string under a name of ``names`` (or in a list there) in the SDK's compared spelling,
+    where that spelling is allowed; rewritten in place (the caller passes its own copy) and returned."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            entries = names.get(key) if isinstance(key, str) else None
+            if entries and isinstance(value, str):
+                data[key] = _respell(value, entries)
+            elif entries and isinstance(value, list) and all(isinstance(item, str) for item in value):
+                data[key] = [_respell(item, entries) for item in value]
+            else:
+                respell(value, names)
+    elif isinstance(data, list):
+        for item in data:
+            respell(item, names)
+    return data
+
+
+def to_sdk_spelling(kind: str, data: Any) -> Any:
+    """``data`` (a private copy) with enum values in the spelling azure-ai-ml compares for ``kind``."""
+    from tools.validate.schema import schema_path
+
+    try:
+        names = _table_for(schema_path(kind))
+    except ValueError:
+        return data
+    return respell(data, names) if names else data
