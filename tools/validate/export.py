@@ -8,9 +8,9 @@ The export uses ``marshmallow-jsonschema`` with hooks for the SDK's own field ty
 ``TypeSensitiveUnionField``) become ``anyOf`` of their members, ``ExperimentalField`` its inner field,
 ``allow_none`` a ``{"type": "null"}`` branch, nested schemas shared definitions (recursion-safe, one per class
 and ``only``/``exclude`` variant), and an enum the SDK compares after a casing transform (``StringTransformedEnum``)
-names it in ``x-azureml-casing`` (``tools.validate.casing``). Unknown keys are rejected wherever the schema class is strict (its
-``Meta.unknown``), plus the few lenient classes listed in ``STRICT_OVERRIDES``. Output is pretty-printed with
-sorted keys, so it is byte-identical across runs.
+names it in ``x-azureml-casing`` (``tools.validate.casing``). Unknown keys are rejected wherever the schema class is
+strict (its ``Meta.unknown``), plus the few lenient classes listed in ``STRICT_OVERRIDES``. Output is pretty-printed
+with sorted keys, so it is byte-identical across runs.
 """
 
 from __future__ import annotations
