@@ -16,7 +16,7 @@ DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SU
 ENDPOINT = "ultrachat-phi3-dev"
 MODEL = "phi3-mini-ultrachat"
 JOB = "jobs/finetune-serverless.yml"
-FAST = ("--layers", "AD")
+FAST = ("--layers", "ACD")
 
 
 def apply(cli, root: Path, *argv: str):
@@ -101,7 +101,7 @@ def test_deploy_without_train_reads_the_version_from_the_named_job(scratch_repo,
 
 
 def test_a_version_set_in_the_spec_is_guarded_and_deployed_as_it_is(scratch_repo) -> None:
-    ws = load_workspace("dev", scratch_repo, "AD")
+    ws = load_workspace("dev", scratch_repo, "ACD")
     spec = job_spec(ws, JOB)
     outputs = {"registered_model": {**spec.data["outputs"]["registered_model"], "version": "3"}}
     pinned = Spec(spec.path, spec.kind, {**spec.data, "outputs": outputs})

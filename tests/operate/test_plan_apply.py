@@ -20,8 +20,8 @@ from tools.operate.workspace import load_workspace
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
 ENDPOINT = "ultrachat-phi3-dev"
-# The SDK (B) and JSON-schema (C) layers are the validation tests' subject; the real-repo plan below runs them all.
-FAST = ("--layers", "AD")
+# The SDK layer (B) is the validation tests' subject; the real-repo plan below runs all four layers.
+FAST = ("--layers", "ACD")
 
 
 def apply(cli, root: Path, *argv: str):
@@ -172,7 +172,7 @@ def test_stage_parsing_and_free_variables(scratch_repo) -> None:
     assert parse_stages("smoke,deploy") == ["deploy", "smoke"]
     with pytest.raises(UserError, match="expected all or a comma-separated list"):
         parse_stages("deploy,ship")
-    ws = load_workspace("dev", scratch_repo, "AD")
+    ws = load_workspace("dev", scratch_repo, "ACD")
     assert free_variables(build_plan(ws, ["register"])) == ["JOB_NAME"]
     assert free_variables(build_plan(ws, list(STAGES))) == []
     assert shell_word("azureml://jobs/${JOB_NAME}/outputs/x") == '"azureml://jobs/${JOB_NAME}/outputs/x"'
@@ -181,7 +181,7 @@ def test_stage_parsing_and_free_variables(scratch_repo) -> None:
 
 def test_prod_plan_points_at_the_build_render(tmp_path, make_repo) -> None:
     root = make_repo(tmp_path / "repo")
-    ws = load_workspace("prod", root, "AD")
+    ws = load_workspace("prod", root, "ACD")
     steps = build_plan(ws, ["deploy"])
     assert steps[1].spec == "build/prod/endpoints/deployment.yml" and (root / steps[1].spec).is_file()
     assert steps[1].action == "rollout" and any("58 standardNCADSA100v4Family vCPUs" in n for n in steps[1].notes)
@@ -213,7 +213,7 @@ def test_real_repo_plan_all_is_complete_and_every_file_validates(repo_root: Path
 
 
 def test_job_option_submits_another_rendered_job(scratch_repo, cloud, tools_cli) -> None:
-    ws = load_workspace("dev", scratch_repo, "AD")
+    ws = load_workspace("dev", scratch_repo, "ACD")
     others = [s.path for s in job_specs(ws) if s.path != "jobs/finetune.yml"]
     assert "jobs/finetune-sft.yml" in others  # our SFT path's job
     others = ["jobs/finetune-sft.yml"]

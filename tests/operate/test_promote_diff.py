@@ -17,7 +17,7 @@ from tools.validate.cli import validate_workspace
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
-FAST = ("--layers", "AD")
+FAST = ("--layers", "ACD")
 REGISTRY = "contoso-ml-registry"
 
 
@@ -45,7 +45,7 @@ def promote(cli, root: Path, *argv: str):
 
 def test_promotion_changes_only_prod_values_and_prod_render(git_repo, tools_cli) -> None:
     render("prod", git_repo).write()  # build/prod (ignored by git): what `az ml -f` reads
-    assert validate_workspace("prod", "AD", git_repo).errors == 0
+    assert validate_workspace("prod", "ACD", git_repo).errors == 0
     build_before = snapshot(git_repo / "build" / "prod")
     values_before = (git_repo / "workspaces" / "prod.yaml").read_text()
 
@@ -63,7 +63,7 @@ def test_promotion_changes_only_prod_values_and_prod_render(git_repo, tools_cli)
     assert "+++ b/build/prod/endpoints/deployment.yml" in out and f"+model: {uri}" in out  # the rendered diff
     assert "promote: prod validates (policy prod)" in out
     assert "az ml model share --name phi3-mini-ultrachat --version 7 --registry-name contoso-ml-registry" in out
-    assert validate_workspace("prod", "AD", git_repo).errors == 0
+    assert validate_workspace("prod", "ACD", git_repo).errors == 0
 
     code, out, err = promote(tools_cli, git_repo)  # idempotent
     assert code == 0, err
@@ -77,8 +77,8 @@ def test_labels_latest_in_prod_fails_with_one_precise_line(git_repo, tools_cli) 
     assert "    version: 0.0.82\n" in text
     defaults.write_text(text.replace("    version: 0.0.82\n", "    label: latest\n", 1))
     render("prod", git_repo).write()
-    assert validate_workspace("dev", "AD", git_repo).errors == 0  # the default policy allows labels
-    report = validate_workspace("prod", "AD", git_repo)
+    assert validate_workspace("dev", "ACD", git_repo).errors == 0  # the default policy allows labels
+    report = validate_workspace("prod", "ACD", git_repo)
     errors = [f.text() for f in report.findings if f.severity == "error"]
     uri = "azureml://registries/azureml/components/chat_completion_pipeline/labels/latest"
     job = (git_repo / "build" / "prod" / "jobs" / "finetune.yml").read_text().splitlines()

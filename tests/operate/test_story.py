@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-FAST = ("--layers", "AD")
+FAST = ("--layers", "ACD")
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
 PROD = ["-g", "rg-ultrachat-prod", "-w", "mlw-ultrachat-prod", "--subscription", SUB]
