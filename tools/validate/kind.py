@@ -67,6 +67,10 @@ def infer_kind(data: dict[str, Any], among: tuple[str, ...] | None = None) -> st
     names = list(among) if among else list(table)
     typed = spec_type(data)
     candidates = [k for k in names if typed and typed in (table[k].get("types") or [])]
+    if candidates and not among:  # an untyped kind named by its keys beats a type whose kind has none of them
+        # (a data import is `type: mltable` with a `source:`)
+        candidates += [k for k in names if not table[k].get("types") and _score(table[k], data)
+                       and _score(table[k], data) > max(_score(table[c], data) for c in candidates)]
     if not candidates and (among or not typed):
         candidates = names
         if not among:  # untyped: a kind is only named by its keys
@@ -100,6 +104,34 @@ def mismatch(declared: str, data: dict[str, Any]) -> str | None:
     inferred = infer_kind(data)
     if inferred and inferred != declared and kinds()[inferred]["az"] != facts["az"]:
         inferred_types = kinds()[inferred].get("types") or []
-        if not typed or typed in inferred_types:
+        if (not typed or typed in inferred_types) and not _fits(declared, data):
             return inferred
     return None
+
+
+def _fits(kind: str, data: dict[str, Any]) -> bool:
+    """Every top-level key of ``data`` is a field of ``kind`` (its exported schema's roots): then the content may
+    be that kind, whatever other kind shares its keys (a batch endpoint's ``auth_mode``, a managed online
+    deployment without ``type:``, which Azure defaults to ``managed``)."""
+    fields = _root_fields(kind)
+    return fields is not None and all(key in fields for key in data)
+
+
+_ROOTS: dict[tuple[str, str], frozenset[str] | None] = {}
+
+
+def _root_fields(kind: str) -> frozenset[str] | None:
+    import json
+
+    from tools.core.repo import active
+
+    key = (str(active().root), kind)
+    if key not in _ROOTS:
+        try:
+            schema = json.loads((active().json_schema_dir / kinds()[kind]["file"]).read_text(encoding="utf-8"))
+            refs = [schema] + list(schema.get("anyOf") or [])
+            names = [r["$ref"].rsplit("/", 1)[-1] for r in refs if isinstance(r.get("$ref"), str)]
+            _ROOTS[key] = frozenset(k for n in names for k in schema["definitions"][n].get("properties") or {})
+        except (OSError, ValueError, KeyError, AttributeError):
+            _ROOTS[key] = None
+    return _ROOTS[key]

@@ -8,6 +8,13 @@
   first, letters, digits and '-', a '-' followed by a letter somewhere later (how-to-create-attach-compute-cluster,
   "Compute name"). We accept 2-24 characters, a letter first, letters, digits and hyphens.
 * Asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.', at most 255.
+* Job and schedule names: a letter or digit, then letters, digits, '-' or '_', at most 255 (Azure ML's run id
+  rule, reference-yaml-job-command "name"; the service refuses others at submission).
+* Datastore names: letters, digits and underscores (reference-yaml-datastore-blob "name": "Name of the datastore").
+* Workspace and registry names: 3-33 characters, a letter or digit first, then letters, digits, '-' or '_' (ARM
+  naming rules for Microsoft.MachineLearningServices workspaces and registries).
+* Batch and Kubernetes endpoint and deployment names follow the online endpoint rule above (the SDK's
+  ``EndpointConfigurations.NAME_REGEX_PATTERN`` covers every endpoint and deployment).
 * The cluster a job, a pipeline step (``compute:``) or a registry component input (``compute_finetune`` and the
   other ``compute_*``) names resolves when the run knows clusters: an amlCompute spec validated in the same run, or
   the workspace values' clusters a caller puts on the context (``workspace_computes``: name -> VM size). A name
@@ -28,15 +35,35 @@ from tools.validate.rules._walk import get_path, walk
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,23}$")
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-ASSET_KINDS = {"data": "asset", "model": "asset", "environment": "environment"}
+ASSET_KINDS = {"data": "asset", "model": "asset", "environment": "environment", "dataImport": "asset"}
 COMPUTE_KINDS = ("amlCompute", "computeInstance")
+NAMED_COMPUTE_KINDS = (*COMPUTE_KINDS, "vmCompute", "kubernetesCompute")
+ENDPOINT_KINDS = ("managedOnlineEndpoint", "kubernetesOnlineEndpoint", "batchEndpoint")
+DEPLOYMENT_KINDS = ("managedOnlineDeployment", "kubernetesOnlineDeployment", "batchDeployment",
+                    "modelBatchDeployment", "pipelineComponentBatchDeployment")
+JOB_NAME = (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$"),
+            "must start with a letter or digit and hold only letters, digits, '-' and '_' (at most 255 characters)")
+OTHER_NAMES: dict[tuple[str, ...], tuple[re.Pattern[str], str]] = {
+    ("pipelineJob", "commandJob", "sweepJob", "sparkJob", "autoMLJob", "finetuningJob", "distillationJob",
+     "schedule"): JOB_NAME,
+    ("azureBlob", "azureFile", "azureDataLakeGen1", "azureDataLakeGen2"):
+        (re.compile(r"^[A-Za-z0-9_]{1,255}$"), "must hold only letters, digits and '_'"),
+    ("workspace", "registry"): (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"),
+                                "must be 3-33 characters: a letter or digit, then letters, digits, '-' or '_'"),
+}
 NOT_A_CLUSTER = ("serverless", "local")  # compute values that name no cluster
 ARM_COMPUTE = re.compile(r"/computes/(?P<name>[^/]+)$", re.IGNORECASE)
 
 
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     data = spec.data
-    if spec.kind in COMPUTE_KINDS:
+    for kinds, (pattern, rule) in OTHER_NAMES.items():
+        name = data.get("name")
+        if spec.kind in kinds and isinstance(name, str) and OPEN not in name and not pattern.match(name):
+            emit(("name",), f"name {name!r} {rule}", rule="name")
+    if spec.kind == "modelPackage" and isinstance(data.get("target_environment"), str):
+        asset_name({"name": data["target_environment"]}, emit, "environment", ("target_environment",))
+    if spec.kind in NAMED_COMPUTE_KINDS:
         name = data.get("name")
         if isinstance(name, str) and not COMPUTE_NAME.match(name):
             emit(
@@ -46,9 +73,9 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
             )
     elif spec.kind in ASSET_KINDS:
         asset_name(data, emit, ASSET_KINDS[spec.kind])
-    elif spec.kind == "managedOnlineEndpoint":
+    elif spec.kind in ENDPOINT_KINDS:
         endpoint_name(spec, ("name",), emit)
-    elif spec.kind == "managedOnlineDeployment":
+    elif spec.kind in DEPLOYMENT_KINDS:
         endpoint_name(spec, ("name",), emit)
         endpoint_name(spec, ("endpoint_name",), emit)
     known = known_clusters(context)
@@ -57,12 +84,12 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
             _resolve_cluster(key_path, value, known, emit)
 
 
-def asset_name(data: dict, emit, noun: str) -> None:  # noqa: ANN001
+def asset_name(data: dict, emit, noun: str, key: tuple = ("name",)) -> None:  # noqa: ANN001
     """Azure asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.'."""
     name = data.get("name")
     if isinstance(name, str) and not ASSET_NAME.match(name):
         emit(
-            ("name",),
+            key,
             f"{noun} name {name!r} must start with a letter or digit and hold only letters, digits, '-', '_' and '.' "
             "(at most 255 characters)",
             rule="name",

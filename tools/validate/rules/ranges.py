@@ -17,6 +17,11 @@ Sources:
 * Declared inputs (components and jobs): a ``type: integer`` input's ``default``/``min``/``max`` are integers (the
   SDK turns 2.5 into 2 or refuses it, depending on the path; Azure's validation refuses it), a ``type: number``
   input's are numbers, and the default lies within ``min``..``max`` (reference-yaml-component-command, inputs).
+* ``LIMITS`` below, per kind: sweep ``limits`` (reference-yaml-job-sweep: max_total_trials, max_concurrent_trials
+  positive), AutoML ``limits`` (reference-yaml-job-automl: positive counts and minutes), a parallel component's
+  ``max_concurrency_per_instance`` >= 1, a compute instance's idle shutdown minutes >= 0, TCP ports 1..65535 (a VM's
+  ssh port, an environment's inference routes), an endpoint's ``traffic`` percentages 0..100, a recurrence
+  schedule's hours 0..23 and minutes 0..59 (reference-yaml-schedule), Spark executor counts and cores >= 1.
 Values that are ``${{...}}`` expressions are Azure's to fill in; their shape is rules.bindings'.
 """
 
@@ -32,8 +37,60 @@ PROBE_KEYS = ("initial_delay", "period", "timeout", "success_threshold", "failur
 MAX_REQUEST_TIMEOUT_MS = 180000
 
 
+_PORT = (1, 65535)
+_SPARK = {("conf", "spark.executor.instances"): (1, INT32_MAX), ("conf", "spark.executor.cores"): (1, INT32_MAX),
+          ("conf", "spark.driver.cores"): (1, INT32_MAX)}
+_ROUTES = {("inference_config", route, "port"): _PORT for route in ("liveness_route", "readiness_route",
+                                                                     "scoring_route")}
+# kind -> {key path ("*": every key of a mapping or item of a list): (low, high)}
+LIMITS: dict[str, dict[tuple, tuple[int, int]]] = {
+    "sweepJob": {("limits", "max_total_trials"): (1, INT32_MAX), ("limits", "max_concurrent_trials"): (1, INT32_MAX)},
+    "autoMLJob": {("limits", "max_trials"): (1, INT32_MAX), ("limits", "max_concurrent_trials"): (1, INT32_MAX),
+                  ("limits", "timeout_minutes"): (1, INT32_MAX), ("limits", "trial_timeout_minutes"): (1, INT32_MAX)},
+    "parallelComponent": {("max_concurrency_per_instance",): (1, INT32_MAX)},
+    "computeInstance": {("idle_time_before_shutdown_minutes",): (0, INT32_MAX)},
+    "vmCompute": {("ssh_settings", "ssh_port"): _PORT},
+    "environment": _ROUTES,
+    "managedOnlineEndpoint": {("traffic", "*"): (0, 100), ("mirror_traffic", "*"): (0, 100)},
+    "kubernetesOnlineEndpoint": {("traffic", "*"): (0, 100), ("mirror_traffic", "*"): (0, 100)},
+    "schedule": {("trigger", "schedule", "hours", "*"): (0, 23), ("trigger", "schedule", "minutes", "*"): (0, 59),
+                 ("trigger", "interval"): (1, INT32_MAX)},
+    "sparkJob": _SPARK,
+    "sparkComponent": _SPARK,
+}
+
+
+def _limits(data: Any, limits: dict[tuple, tuple[int, int]], emit) -> None:  # noqa: ANN001
+    for pattern, (low, high) in limits.items():
+        for key_path, value in _matches(data, pattern, ()):
+            problem = integer_problem(value, low, high) if not isinstance(value, (dict, list)) else None
+            if problem and not (isinstance(value, str) and not _numeric(value)):  # a word is the schema's to report
+                emit(key_path, problem, rule="range")
+
+
+def _numeric(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _matches(node: Any, pattern: tuple, base: tuple) -> list[tuple[tuple, Any]]:
+    if not pattern:
+        return [(base, node)] if node is not None else []
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        return [m for key, value in items for m in _matches(value, rest, (*base, key))]
+    if isinstance(node, dict) and head in node:
+        return _matches(node[head], rest, (*base, head))
+    return []
+
+
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     data = spec.data
+    _limits(data, LIMITS.get(spec.kind or "", {}), emit)
     if spec.kind == "amlCompute":
         _compute(data, emit)
     elif spec.kind in ("managedOnlineDeployment", "kubernetesOnlineDeployment"):
