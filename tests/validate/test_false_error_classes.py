@@ -102,3 +102,19 @@ def test_unfilled_placeholder_is_one_error_without_cascade(tmp_path: Path) -> No
 def test_prompt_templates_in_inputs_are_not_placeholders(tmp_path: Path) -> None:
     text = PIPELINE + "inputs:\n  pattern: 'Q: {{question}} A:'\n  answer: '{{answer}}'\njobs: {}\n"
     assert [f for f in _check(tmp_path, text, "A") if f.rule == "placeholder"] == []
+
+
+def test_unquoted_mustache_placeholder_is_one_placeholder_error_not_a_yaml_error(tmp_path: Path) -> None:
+    text = f"$schema: {BASE}managedOnlineEndpoint.schema.json\nname: {{{{ENDPOINT_NAME}}}}\nauth_mode: key\n"
+    findings = _check(tmp_path, text, "ABCD")
+    assert [(f.line, f.rule) for f in findings] == [(2, "placeholder")]
+    assert "{{ENDPOINT_NAME}}" in findings[0].message
+
+
+def test_angle_placeholders_in_any_position_are_named_in_one_error(tmp_path: Path) -> None:
+    text = (f"$schema: {BASE}amlCompute.schema.json\nname: cpu\ntype: amlcompute\nsize: Standard_DS3_v2\n"
+            "max_instances: <MAX_NODES>\n<EXTRA_KEY>: 1\nidentity: {type: user_assigned, user_assigned_identities: "
+            "[{resource_id: /subscriptions/<SUBSCRIPTION_ID>/x}]}\n")  # fmt: skip
+    findings = _check(tmp_path, text, "ABCD")
+    assert len(findings) == 1 and findings[0].rule == "placeholder"
+    assert all(name in findings[0].message for name in ("<MAX_NODES>", "<EXTRA_KEY>", "<SUBSCRIPTION_ID>"))

@@ -56,7 +56,8 @@ def parse_spec(path: Path, display: str, text: str | None = None) -> Spec:
     try:
         spec.data = load_lined(text)
     except YamlProblem as problem:
-        spec.findings.append(Finding(display, problem.line, problem.key_path, problem.message, "A", rule="yaml"))
+        if not _unquoted_placeholders(spec):
+            spec.findings.append(Finding(display, problem.line, problem.key_path, problem.message, "A", rule="yaml"))
         return spec
     if not isinstance(spec.data, dict):
         spec.findings.append(Finding(display, 1, (), "expected a mapping at the top level of a spec", "A"))
@@ -136,6 +137,8 @@ def _placeholders(spec: Spec) -> None:
             for key, value in node.items():
                 if key in PROSE:
                     continue
+                if isinstance(key, str):  # a key left as a placeholder (`<EXTRA_KEY>: 1`)
+                    found.extend(((*path, key), match.group(0)) for p in patterns for match in p.finditer(key))
                 inner = patterns
                 if key in SHELL:
                     inner = tuple(p for p in inner if p is not ANGLE)
@@ -156,6 +159,23 @@ def _placeholders(spec: Spec) -> None:
         spec.findings.append(spec.finding(
             found[0][0], f"unfilled template placeholder {names}: render the template (or fill it in) first; "
             "other checks skipped", "A", rule="placeholder"))
+
+
+def _unquoted_placeholders(spec: Spec) -> bool:
+    """A file YAML cannot read because a placeholder was left unquoted (``name: {{ENDPOINT_NAME}}`` is a flow
+    mapping whose key is a mapping): one placeholder error naming them, at the first one's line, not the YAML
+    error it causes. Comment lines are not searched."""
+    found: list[tuple[int, str]] = []
+    for number, line in enumerate(spec.text.splitlines(), 1):
+        if not line.lstrip().startswith("#"):
+            found.extend((number, match.group(0)) for match in JINJA.finditer(line))
+    if not found:
+        return False
+    spec.placeholders = [name for _, name in found]
+    names = ", ".join(dict.fromkeys(spec.placeholders))
+    spec.findings.append(Finding(spec.display, found[0][0], (), f"unfilled template placeholder {names}: render the "
+                                 "template (or fill it in) first; other checks skipped", "A", rule="placeholder"))
+    return True
 
 
 def spec_from_dict(data: dict[str, Any], kind: str | None = None, path: Path | str = "spec.yml") -> Spec:
