@@ -27,8 +27,8 @@ def test_hostile_specs_keep_the_promise(hostile, tmp_path: Path) -> None:  # noq
     broken = [
         (case.kind, case.name, why)
         for case, result in zip(cases, results, strict=False)
-        # max_line=None: validate still echoes a long value or path in some SDK and layer-D messages (open)
-        if (why := hostile.broken(result, {0, 1, 2}, max_line=None))
+        # every line bounded: findings cut echoed values, paths and keys (tools.validate.findings.bounded)
+        if (why := hostile.broken(result, {0, 1, 2}))
     ]
     assert not broken, broken
     for case, path, result in zip(cases, paths, results, strict=False):
@@ -37,7 +37,7 @@ def test_hostile_specs_keep_the_promise(hostile, tmp_path: Path) -> None:  # noq
             assert result["code"] == 1, (case.name, text[-500:])
             assert re.search(re.escape(str(path)) + r":\d+: ", text), (case.name, text[-500:])
     batch = results[-1]
-    assert hostile.broken(batch, {1}, max_line=None) is None, batch["err"][-2000:]
+    assert hostile.broken(batch, {1}) is None, batch["err"][-2000:]
     batch_text = batch["out"] + batch["err"]
     missing = [case.name for case in cases if case.kind in DEFECTIVE and case.name not in batch_text]
     assert not missing, missing  # every defective file has its finding in the one-call report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from xml.sax.saxutils import quoteattr
@@ -14,6 +15,16 @@ WARNING = "warning"
 NOTE = "note"  # information, never an error (not even under --strict)
 INTERNAL = "internal"  # the rule of a finding that reports the validator's own failure on a file
 LAYERS = {"A": "YAML hygiene", "B": "azure-ai-ml loaders", "C": "JSON schemas", "D": "repo rules"}
+MAX_ECHO = 80  # an echoed value, path or key longer than this is cut, with an ellipsis
+MAX_MESSAGE = 600
+_LONG_WORD = re.compile(rf"\S{{{MAX_ECHO + 1},}}")
+
+
+def bounded(text: str) -> str:
+    """``text`` with every run of non-blank characters over MAX_ECHO cut to MAX_ECHO (its start and an ellipsis),
+    and the whole at most MAX_MESSAGE: a finding never echoes a 100k-character value on one line."""
+    text = _LONG_WORD.sub(lambda m: m.group(0)[: MAX_ECHO - 3] + "...", text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,13 @@ class Finding:
     severity: str = ERROR
     rule: str = ""
 
+    def __post_init__(self) -> None:
+        if len(self.message) > MAX_ECHO:
+            object.__setattr__(self, "message", bounded(self.message))
+
     @property
     def key(self) -> str:
-        return format_key_path(self.key_path)
+        return bounded(format_key_path(self.key_path))
 
     def text(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path

@@ -1,5 +1,7 @@
 """Local paths a spec references exist, relative to the spec file: code folders, conda files, data files, pipeline
-input files."""
+input files, a model's local files (azure-ai-ml uploads a model's local ``path:`` before registering it, and
+``az ml model create`` fails when it is missing: ``ModelOperations.create_or_update`` -> ``_check_and_upload_path``).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         local_path(spec, ("code",), data["code"], emit, "code folder")
     elif spec.kind == "data":
         local_path(spec, ("path",), data.get("path"), emit, "data file")
+    elif spec.kind == "model":
+        local_path(spec, ("path",), data.get("path"), emit, "model path")
     elif spec.kind == "environment" and isinstance(data.get("conda_file"), str):
         local_path(spec, ("conda_file",), data["conda_file"], emit, "conda file")
     elif spec.kind == "pipelineJob":
@@ -40,7 +44,8 @@ def local_path(spec: Spec, key_path: tuple, value: Any, emit, what: str) -> None
         emit(
             key_path,
             f"{what} {value!r} does not exist (looked for {relative_display(target, Path.cwd())}); "
-            "run `python -m tools data prepare` or fix the path",
+            + ("run `python -m tools data prepare` or fix the path" if "data" in what or "input" in what
+               else "fix the path"),
             rule="local-path",
         )
 
