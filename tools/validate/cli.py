@@ -69,6 +69,9 @@ def _unpublished_types() -> tuple[str, ...]:
     return tuple(t for facts in kinds().values() if facts.get("published") is False for t in facts.get("types") or [])
 
 
+NOT_A_SPEC = "no $schema and no type of an az ml kind"
+
+
 def _is_spec_text(text: str) -> bool:
     """A YAML file is a spec when it has a `$schema` line, or a top-level `type:` of a kind Azure publishes no
     schema for (a fine-tuning or distillation job has no `$schema` line to carry)."""
@@ -136,9 +139,12 @@ def run(args: argparse.Namespace) -> int:
     reports: list[tuple[str, Report]] = []
     if args.paths:
         paths = expand_paths(args.paths)
-        if args.specs_only:
-            paths = [p for p in paths if not p.is_file() or _is_spec_text(p.read_text(errors="ignore"))]
+        skipped = []
+        if args.specs_only:  # the others are listed as skipped, with the reason (never dropped silently)
+            skipped = [p for p in paths if p.is_file() and not _is_spec_text(p.read_text(errors="ignore"))]
+            paths = [p for p in paths if p not in skipped]
         specs = [parse_spec(path, str(path)) for path in paths]
+        specs += [Spec(path, str(path), "", skipped=NOT_A_SPEC) for path in skipped]
         reports.append(("paths", validate_specs(specs, layers, args.policy, runner)))
     else:
         from tools.render.values import workspace_names
