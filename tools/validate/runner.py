@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -34,15 +35,13 @@ LOCAL_KEYS = ("code", "conda_file", "path", "component", "model", "environment",
 MIN_PARALLEL = 8  # fewer layer-B misses than this run in-process (a worker's SDK import costs ~2 s)
 
 
-@cache
-def _fingerprint() -> str:
-    """The SDK version, plus the validator's code and the facts it reads (a change invalidates every entry)."""
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(version("azure-ai-ml").encode())
-    here = Path(__file__).resolve().parent
-    repo = active()
-    for path in sorted([*here.rglob("*.py"), repo.kinds_file, *repo.json_schema_dir.glob("*.json"),
+def fingerprint(repo: Any, code_dirs: list[Path], sdk_version: str) -> str:
+    """What every entry depends on: the SDK version, the code that decides a verdict (``code_dirs``: the validator's
+    modules and rules, the core modules it reads YAML and facts through) and the repo's facts (kinds, exported
+    schemas, contracts, catalog), by name, size and modification time. A change to any of them misses everywhere."""
+    digest = hashlib.sha256(sdk_version.encode())
+    files = [path for folder in code_dirs for path in folder.rglob("*.py")]
+    for path in sorted([*files, repo.kinds_file, *repo.json_schema_dir.glob("*.json"),
                         *repo.contracts_dir.glob("*.yaml"), *repo.catalog_dir.glob("*.yaml")]):  # fmt: skip
         try:
             stat = path.stat()
@@ -50,6 +49,18 @@ def _fingerprint() -> str:
             continue
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+@cache
+def _fingerprint() -> str:
+    here = Path(__file__).resolve().parent
+    return fingerprint(active(), [here, here.parent / "core"], _sdk_version())
+
+
+def _sdk_version() -> str:
+    from importlib.metadata import version
+
+    return version("azure-ai-ml")
 
 
 def _local_refs(spec: Spec) -> list[Path]:
@@ -123,12 +134,82 @@ def _worker_init(root: str) -> None:
 
     apply_offline_env()
     select(root)
-    import_sdk()
+    import_sdk()  # already imported where the forkserver preloaded it (tools.validate.preload)
+
+
+def _cost(spec: Spec) -> int:
+    """A rough order of a spec's layer-B time, for scheduling the longest first: a pipeline (``jobs:``) costs the
+    SDK about ten times a single-entity spec of the same size (every step is loaded and validated)."""
+    return len(spec.text) * (10 if isinstance(spec.data, dict) and "jobs" in spec.data else 1)
+
+
+def run_key(every: list[Spec], checked: list[Spec], keys: dict[int, str], layers: str, policy: str) -> str:
+    """What decides layer D's findings on ``checked``: every spec of the run (rules read across files: computes,
+    registered models), each with its bytes and referenced local files, the policy and the fingerprint."""
+    digest = hashlib.sha256(f"{_fingerprint()}\0run\0{layers}\0{policy}\0".encode())
+    for spec in every:
+        digest.update(f"{keys.get(id(spec)) or cache_key(spec, 'D')}\n".encode())
+    digest.update("\0".join(spec.display for spec in checked).encode())
+    return digest.hexdigest()
+
+
+class _Pending:
+    """Layer-B results being computed in worker processes (``result()`` waits for them), or here when there are
+    few. The pool starts in a thread: its forkserver imports azure-ai-ml first (about 2 s), and meanwhile this
+    process goes on with layers C and D."""
+
+    def __init__(self, specs: list[Spec], jobs: int) -> None:
+        self.specs = specs
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[Any] = []
+        self.order = sorted(range(len(specs)), key=lambda i: _cost(specs[i]), reverse=True)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        if jobs > 1 and len(specs) >= MIN_PARALLEL:
+            self.thread = threading.Thread(target=self._start, args=(jobs,), daemon=True)
+            self.thread.start()
+
+    def _start(self, jobs: int) -> None:
+        import multiprocessing
+
+        try:
+            if os.name == "posix":
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["tools.validate.preload"])  # workers fork with azure-ai-ml imported
+            else:
+                context = multiprocessing.get_context("spawn")
+            workers = min(jobs, max(1, len(self.specs) // MIN_PARALLEL))
+            self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                            initargs=(str(active().root),))  # fmt: skip
+            self.futures = [self.pool.submit(_worker_b, self.specs[i]) for i in self.order]
+        except BaseException as error:  # noqa: BLE001 - re-raised in result(), in the caller's thread
+            self.error = error
+
+    def result(self) -> list[list[Finding]]:
+        if self.thread is None:
+            return [_worker_b(spec) for spec in self.specs]
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        out: list[list[Finding]] = [[] for _ in self.specs]
+        for index, future in zip(self.order, self.futures, strict=True):
+            out[index] = future.result()
+        return out
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 @dataclass
 class Runner:
-    """``Runner()(specs, layers, context)``: the B, C and D findings of checkable specs."""
+    """``Runner()(specs, layers, context)``: the B, C and D findings of checkable specs.
+
+    Order of work: every spec's cache key and entry first; the layer-B misses go to the worker processes at once
+    (longest first), and while they run the parent computes layer D (or reads it from the run's entry) and layer
+    C of the misses; then B's results are reconciled with C's and stored."""
 
     jobs: int | None = None  # worker processes for layer B (None: the CPU count)
     cache: bool = True
@@ -146,7 +227,7 @@ class Runner:
             return None
 
     def _write(self, key: str, findings: list[Finding]) -> None:
-        if not self.cache:
+        if not self.cache or any(f.rule == "internal" for f in findings):
             return
         from tools.core.files import atomic_write_text
 
@@ -158,35 +239,40 @@ class Runner:
 
         cached_layers = "".join(layer for layer in "BC" if layer in layers)
         out: list[Finding] = []
+        keys: dict[int, str] = {}
         misses: list[tuple[Spec, str]] = []
-        for spec in specs:
-            if "D" in layers:
-                out.extend(layer_d(spec, context))
-            if not cached_layers:
-                continue
-            key = cache_key(spec, cached_layers)
+        for spec in specs if cached_layers else []:
+            key = keys[id(spec)] = cache_key(spec, cached_layers)
             hit = self._read(key)
             if hit is None:
                 misses.append((spec, key))
             else:
                 out.extend(hit)
-        b_results = self._layer_b([spec for spec, _ in misses]) if "B" in layers and misses else None
+        pending = _Pending([spec for spec, _ in misses], self.jobs or os.cpu_count() or 1) \
+            if "B" in layers and misses else None  # fmt: skip
+        try:
+            if "D" in layers:
+                out.extend(self._layer_d(specs, context, keys, layers, layer_d))
+            c_results = [layer_c(spec) if "C" in layers else [] for spec, _ in misses]
+            b_results = pending.result() if pending is not None else None
+        finally:
+            if pending is not None:
+                pending.close()
         for index, (spec, key) in enumerate(misses):
             b = cli_given(spec, b_results[index]) if b_results is not None else None
-            fresh = (cli_given(spec, reconcile(spec, layer_c(spec), b)) if "C" in layers else []) + (b or [])
+            fresh = (cli_given(spec, reconcile(spec, c_results[index], b)) if "C" in layers else []) + (b or [])
             out.extend(fresh)
-            if not any(f.rule == "internal" for f in fresh):
-                self._write(key, fresh)
+            self._write(key, fresh)
         return out
 
-    def _layer_b(self, specs: list[Spec]) -> list[list[Finding]]:
-        jobs = self.jobs or os.cpu_count() or 1
-        if jobs <= 1 or len(specs) < MIN_PARALLEL:
-            return [_worker_b(spec) for spec in specs]
-        import multiprocessing
-
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        workers = min(jobs, max(1, len(specs) // MIN_PARALLEL))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(str(active().root),)) as pool:  # fmt: skip
-            return list(pool.map(_worker_b, specs, chunksize=max(1, len(specs) // (workers * 8))))
+    def _layer_d(self, specs: list[Spec], context: RuleContext, keys: dict[int, str], layers: str,
+                 layer_d: Any) -> list[Finding]:  # fmt: skip
+        """Layer D over the run, from the run's entry when every spec (and what it references) is unchanged."""
+        key = run_key(context.specs, specs, keys, layers, context.policy) if self.cache else ""
+        hit = self._read(key) if key else None
+        if hit is not None:
+            return hit
+        found = [f for spec in specs for f in layer_d(spec, context)]
+        if key:
+            self._write(key, found)
+        return found

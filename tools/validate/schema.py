@@ -62,10 +62,12 @@ def kind_from_schema_url(url: str) -> str | None:
 
 
 def schema_path(kind: str) -> Path:
+    from tools.core.repo import kinds as catalog_kinds
+
     try:
-        return active().json_schema_dir / kinds()[kind]["file"]
+        return active().json_schema_dir / catalog_kinds()[kind]["file"]
     except KeyError:
-        raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(kinds())}") from None
+        raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(catalog_kinds())}") from None
 
 
 def _schema_text(kind: str) -> str:
@@ -186,15 +188,17 @@ _PLAIN_TAG_KEYS = {"type", "title", "description"}
 
 
 def _tagged_any_of(root: dict[str, Any]) -> Callable[..., Any]:
-    """jsonschema's ``anyOf``, less the work whose result ``_union_issues`` throws away: a typed mapping is not
-    validated in full against a branch whose ``type`` discriminator (a plain object schema, its ``type`` property
-    one ``enum`` or ``const``) it does not match; that branch gets only the discriminator's own error, which is
-    all ``_union_issues`` reads of a branch it drops (its ``enum``/``const`` values, for the message when no
-    branch fits). The issues reported are the same as Draft 7's; a pipeline's ``jobs`` are not each checked
-    against every node type of the union any more (about 100 ms -> a few ms a pipeline with a finding)."""
+    """jsonschema's ``anyOf``, less the work whose result ``_union_issues`` throws away. A branch that is a plain
+    object schema (``type: object``, properties, required; no nested applicators) is not descended into when the
+    outcome is already known: a value that is not a mapping gets only that branch's ``type`` error, and a typed
+    mapping whose ``type`` its discriminator (the ``type`` property: one ``enum`` or ``const``) does not allow
+    gets only the discriminator's error. That is all ``_union_issues`` reads of a branch it drops (the types and
+    discriminator values it names when no branch fits), so the issues are the same as Draft 7's; a pipeline's
+    ``jobs`` are no longer each checked in full against every node type of the union, nor ``${{...}}`` input
+    strings against every input mapping (about 100 ms -> a few ms a pipeline with a finding)."""
     from jsonschema.exceptions import ValidationError
 
-    tags: dict[int, tuple[str, Any, dict] | None] = {}
+    shapes: dict[int, tuple[dict, tuple[str, Any, dict] | None] | None] = {}
 
     def resolve(branch: Any) -> Any:
         for _ in range(8):
@@ -209,32 +213,46 @@ def _tagged_any_of(root: dict[str, Any]) -> Callable[..., Any]:
             branch = node
         return None
 
-    def tag_of(branch: Any) -> tuple[str, Any, dict] | None:
-        if id(branch) not in tags:
+    def shape_of(branch: Any) -> tuple[dict, tuple[str, Any, dict] | None] | None:
+        """(the plain object schema, its discriminator or None) of a branch; None when it is not that simple."""
+        if id(branch) not in shapes:
             found = None
             target = resolve(branch)
             if isinstance(target, dict) and set(target) <= _PLAIN_BRANCH_KEYS and target.get("type") == "object":
                 tag = (target.get("properties") or {}).get("type")
+                found = (target, None)
                 if isinstance(tag, dict) and tag.get("type", "string") == "string":
                     checks = set(tag) - _PLAIN_TAG_KEYS - {k for k in tag if str(k).startswith("x-")}
                     if checks == {"enum"} and isinstance(tag["enum"], list):
-                        found = ("enum", tag["enum"], tag)
+                        found = (target, ("enum", tag["enum"], tag))
                     elif checks == {"const"}:
-                        found = ("const", tag["const"], tag)
-            tags[id(branch)] = found
-        return tags[id(branch)]
+                        found = (target, ("const", tag["const"], tag))
+            shapes[id(branch)] = found
+        return shapes[id(branch)]
+
+    def known_error(index: int, subschema: Any, instance: Any, typed: bool) -> Any:
+        shape = shape_of(subschema)
+        if shape is None:
+            return None
+        target, tag = shape
+        if not isinstance(instance, dict):
+            return ValidationError(f"{instance!r} is not of type 'object'", validator="type", validator_value="object",
+                                   instance=instance, schema=target, schema_path=[index, "type"])  # fmt: skip
+        if typed and tag is not None:
+            value = instance["type"]
+            if not (value in tag[1] if tag[0] == "enum" else value == tag[1]):
+                message = f"{value!r} is not one of {tag[1]!r}" if tag[0] == "enum" else f"{tag[1]!r} was expected"
+                return ValidationError(message, validator=tag[0], validator_value=tag[1], instance=value,
+                                       schema=tag[2], path=["type"], schema_path=[index, "properties", "type", tag[0]])
+        return None
 
     def any_of(validator: Any, any_of: list[Any], instance: Any, schema: Any) -> Any:
         typed = isinstance(instance, dict) and isinstance(instance.get("type"), str)
         all_errors = []
         for index, subschema in enumerate(any_of):
-            tag = tag_of(subschema) if typed else None
-            if tag is not None and not (instance["type"] in tag[1] if tag[0] == "enum" else instance["type"] == tag[1]):
-                value = instance["type"]
-                message = f"{value!r} is not one of {tag[1]!r}" if tag[0] == "enum" else f"{tag[1]!r} was expected"
-                all_errors.append(ValidationError(message, validator=tag[0], validator_value=tag[1], instance=value,
-                                                  schema=tag[2], path=["type"],
-                                                  schema_path=[index, "properties", "type", tag[0]]))  # fmt: skip
+            known = known_error(index, subschema, instance, typed)
+            if known is not None:
+                all_errors.append(known)
                 continue
             errs = list(validator.descend(instance, subschema, schema_path=index))
             if not errs:

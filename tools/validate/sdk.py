@@ -342,8 +342,8 @@ def _finish(issues: list[Issue], data: Any, origin: Path) -> list[Issue]:
 def _safe_parse(text: str) -> Any:
     import yaml
 
-    try:
-        return yaml.safe_load(text)
+    try:  # libyaml's safe loader: the same YAML 1.1 reading as safe_load, about 10x faster (see _speed_up)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError:
         return None
 
