@@ -67,9 +67,10 @@ def infer_kind(data: dict[str, Any], among: tuple[str, ...] | None = None) -> st
     names = list(among) if among else list(table)
     typed = spec_type(data)
     candidates = [k for k in names if typed and typed in (table[k].get("types") or [])]
-    if candidates and not among:  # an untyped kind named by its keys beats a type whose kind has none of them
-        # (a data import is `type: mltable` with a `source:`)
-        candidates += [k for k in names if not table[k].get("types") and _score(table[k], data)
+    if candidates and not among:  # an untyped kind of the same loader, named by its keys, beats a type whose kind
+        # has none of them (a data import is `type: mltable` with a `source:`)
+        loaders = {table[c]["loader"] for c in candidates}
+        candidates += [k for k in names if not table[k].get("types") and table[k]["loader"] in loaders
                        and _score(table[k], data) > max(_score(table[c], data) for c in candidates)]
     if not candidates and (among or not typed):
         candidates = names
