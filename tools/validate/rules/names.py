@@ -10,6 +10,8 @@
 * Asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.', at most 255.
 * Job and schedule names: a letter or digit, then letters, digits, '-' or '_', at most 255 (Azure ML's run id
   rule, reference-yaml-job-command "name"; the service refuses others at submission).
+* Component names: a lower-case letter, then lower-case letters, digits or '_' (azure-ai-ml ``ComponentNameStr``,
+  ``PythonFuncNameStr._deserialize``: ``^[a-z][a-z\\d_]*$``; ``az ml component create`` refuses others).
 * Datastore names: letters, digits and underscores (reference-yaml-datastore-blob "name": "Name of the datastore").
 * Workspace and registry names: 3-33 characters, a letter or digit first, then letters, digits, '-' or '_' (ARM
   naming rules for Microsoft.MachineLearningServices workspaces and registries).
@@ -46,6 +48,8 @@ JOB_NAME = (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$"),
 OTHER_NAMES: dict[tuple[str, ...], tuple[re.Pattern[str], str]] = {
     ("pipelineJob", "commandJob", "sweepJob", "sparkJob", "autoMLJob", "finetuningJob", "distillationJob",
      "schedule"): JOB_NAME,
+    ("commandComponent", "pipelineComponent", "sparkComponent", "parallelComponent", "automlComponent"):
+        (re.compile(r"^[a-z][a-z0-9_]*$"), "must be a lower-case letter, then lower-case letters, digits or '_'"),
     ("azureBlob", "azureFile", "azureDataLakeGen1", "azureDataLakeGen2"):
         (re.compile(r"^[A-Za-z0-9_]{1,255}$"), "must hold only letters, digits and '_'"),
     ("workspace", "registry"): (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"),
