@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.data.options import Options
-from tools.data.outputs import ISSUES, Issues, Output
+from tools.data.outputs import ISSUES, BadRowLog, Output
 from tools.data.rows import REASONS, distribution
 from tools.data.sources import Source, display_path
 
@@ -83,7 +83,7 @@ def _fmt_dist(dist: dict[str, Any]) -> str:
     return f"{dist['min']}/{median_text}/{dist['p95']}/{dist['max']}"
 
 
-def report(out_dir: Path, manifest: dict[str, Any], issues: Issues) -> None:
+def report(out_dir: Path, manifest: dict[str, Any], issues: BadRowLog) -> None:
     if issues.count:
         for line in issues.shown:
             print(line, file=sys.stderr)

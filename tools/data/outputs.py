@@ -1,5 +1,5 @@
 """The files ``data prepare`` writes while it streams: one :class:`Output` per JSONL file (written atomically on a
-writer thread, hashed and counted as it goes) and :class:`Issues`, every skipped or leaked row (a sidecar JSONL, the
+writer thread, hashed and counted as it goes) and :class:`BadRowLog`, every skipped or leaked row (a sidecar JSONL, the
 first few on stderr)."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Output:
             raise self.error
 
 
-class Issues:
+class BadRowLog:
     """Every skipped or leaked row: full list to a sidecar JSONL, the first few to stderr, counted."""
 
     def __init__(self, out_dir: Path) -> None:

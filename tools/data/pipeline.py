@@ -14,8 +14,8 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.data.options import Options
-from tools.data.outputs import Issues, Output, where
-from tools.data.rows import Problem, check_row, conversation_size, first_user_content, normalize_prompt_id
+from tools.data.outputs import BadRowLog, Output, where
+from tools.data.rows import RowDefect, check_row, conversation_size, first_user_content, normalize_prompt_id
 from tools.data.selection import Plan
 from tools.data.sources import RowBatch, Source, iter_batches
 
@@ -68,7 +68,7 @@ def column_values(table: Any, name: str) -> list[Any] | None:
     return values if decode is None else [decode(value) for value in values]
 
 
-def invalid_utf8_rows(table: Any) -> dict[int, Problem]:
+def invalid_utf8_rows(table: Any) -> dict[int, RowDefect]:
     """Rows of an Arrow batch holding a string that is not UTF-8 (a parquet file can carry such bytes)."""
     import pyarrow as pa
 
@@ -89,7 +89,7 @@ def invalid_utf8_rows(table: Any) -> dict[int, Problem]:
     return problems
 
 
-def _arrow_records(table: Any, problems: dict[int, Problem]) -> list[Record | None]:
+def _arrow_records(table: Any, problems: dict[int, RowDefect]) -> list[Record | None]:
     import pyarrow as pa
 
     good = [i for i in range(table.num_rows) if i not in problems]
@@ -116,7 +116,7 @@ def _row_records(batch: RowBatch) -> list[Record | None]:
 
 class Pipeline:
     def __init__(
-        self, options: Options, source: Source, issues: Issues, encoder: json.JSONEncoder, stop: threading.Event
+        self, options: Options, source: Source, issues: BadRowLog, encoder: json.JSONEncoder, stop: threading.Event
     ) -> None:
         self.options = options
         self.source = source
@@ -183,7 +183,7 @@ class Pipeline:
             seen.prefetch(normalized)
 
     def _admit(
-        self, out: Output, row: int, pid: Any, problem: Problem | None, split: str, file: str | None = None
+        self, out: Output, row: int, pid: Any, problem: RowDefect | None, split: str, file: str | None = None
     ) -> bool:
         """Apply leakage, uniqueness and the bad-row policy to one row; True when it is written."""
         if problem is None:
@@ -216,7 +216,7 @@ class Pipeline:
         rows: list[int],
         route: Any,
         plan: Plan,
-        problems: dict[int, Problem],
+        problems: dict[int, RowDefect],
         file: str | None = None,
     ) -> None:
         """Per-row path: any schema (e.g. JSON sources with mixed types); the reference for the fast path."""
@@ -254,7 +254,7 @@ class Pipeline:
             return False
         sft = plan.outputs[0].sft
         good = chat_arrow.good_rows(table, require_final_assistant=sft)
-        problems: dict[int, Problem] = {}
+        problems: dict[int, RowDefect] = {}
         bad = np.flatnonzero(~good)
         if len(bad):
             subset = table.take(bad)

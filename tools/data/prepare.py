@@ -30,7 +30,7 @@ from tools.core.files import atomic_write_text, atomic_writer
 from tools.data import options as data_options
 from tools.data.manifest import MANIFEST, build_manifest, report
 from tools.data.options import Options, options_from_args, parse_seed
-from tools.data.outputs import ISSUES, Issues
+from tools.data.outputs import ISSUES, BadRowLog
 from tools.data.pipeline import Pipeline
 from tools.data.selection import plan
 from tools.data.sources import display_path, open_source, resolve_source, without_torch
@@ -79,7 +79,7 @@ def prepare(options: Options, stop: threading.Event) -> int:
     names = [out.file for out in output_list] + [MANIFEST, ISSUES]
     _remove_stale_temps(out_dir, names)
     out_dir.mkdir(parents=True, exist_ok=True)
-    issues = Issues(out_dir)
+    issues = BadRowLog(out_dir)
     encoder = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
     pipeline = Pipeline(options, source, issues, encoder, stop)
     source_rows: dict[str, int | None] = {}

@@ -33,7 +33,7 @@ REASONS: dict[str, str] = {
     "leaked-from-train": "prompt_id of a test row also occurs in the paired train split (dropped by --on-leak drop)",
 }
 
-Problem = tuple[str, str]  # (reason code, human detail)
+RowDefect = tuple[str, str]  # (reason code, human detail)
 
 
 def is_sft_split(split: str) -> bool:
@@ -50,7 +50,7 @@ def normalize_prompt_id(value: Any) -> str | None:
     return None
 
 
-def check_messages(messages: Any, *, require_final_assistant: bool) -> Problem | None:
+def messages_defect(messages: Any, *, require_final_assistant: bool) -> RowDefect | None:
     """Check one conversation; return ``(reason, detail)`` for the first problem, or None when it is good."""
     if not isinstance(messages, list):
         kind = "missing" if messages is None else f"a {type(messages).__name__}"
@@ -83,12 +83,12 @@ def check_messages(messages: Any, *, require_final_assistant: bool) -> Problem |
     return None
 
 
-def check_row(prompt_id: Any, messages: Any, *, require_final_assistant: bool) -> Problem | None:
+def check_row(prompt_id: Any, messages: Any, *, require_final_assistant: bool) -> RowDefect | None:
     """Check the per-row rules (everything except uniqueness and leakage)."""
     if normalize_prompt_id(prompt_id) is None:
         shown = "missing" if prompt_id is None else repr(prompt_id)[:40]
         return "missing-prompt-id", f"prompt_id is {shown}"
-    return check_messages(messages, require_final_assistant=require_final_assistant)
+    return messages_defect(messages, require_final_assistant=require_final_assistant)
 
 
 def first_user_content(messages: list[dict[str, Any]]) -> str | None:

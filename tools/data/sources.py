@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tools.core.errors import UserError
-from tools.data.rows import Problem
+from tools.data.rows import RowDefect
 
 HUB_PROBE_TIMEOUT_S = 3.0
 MAX_LINE_BYTES = 16 * 1024 * 1024  # one JSONL row (ultrachat rows are ~7 KB); a longer line is a bad row
@@ -112,7 +112,7 @@ class RowBatch:
     file: str
     values: list[Any]
     lines: list[int]
-    problems: dict[int, Problem] = field(default_factory=dict)  # batch index -> read problem
+    problems: dict[int, RowDefect] = field(default_factory=dict)  # batch index -> read problem
 
     @property
     def num_rows(self) -> int:
@@ -124,7 +124,7 @@ class RowBatch:
         return RowBatch(self.file, [self.values[i] for i in chosen], [self.lines[i] for i in chosen], problems)
 
 
-def _parse_line(raw: bytes) -> tuple[Any, Problem | None]:
+def _parse_line(raw: bytes) -> tuple[Any, RowDefect | None]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -156,7 +156,7 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
                 yield number, raw
 
 
-def _json_array(path: Path, shown: str) -> Iterator[tuple[int, Any, Problem | None]]:
+def _json_array(path: Path, shown: str) -> Iterator[tuple[int, Any, RowDefect | None]]:
     """Items of a ``.json`` file holding one JSON array, each with the line it starts on."""
     try:
         text = path.read_bytes().decode("utf-8")
@@ -197,7 +197,7 @@ class JsonFiles:
     def count(self) -> int:
         return sum(sum(1 for _ in self._rows(path)) for path in self.files)
 
-    def _rows(self, path: Path) -> Iterator[tuple[int, Any, Problem | None]]:
+    def _rows(self, path: Path) -> Iterator[tuple[int, Any, RowDefect | None]]:
         if _is_array(path):
             yield from _json_array(path, display_path(path))
             return
