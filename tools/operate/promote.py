@@ -15,7 +15,6 @@ promotion can be prepared as a pull request before the share runs in CI. Running
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import os
 import re
@@ -26,6 +25,7 @@ from typing import Any
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT
 from tools.operate.az import Az
+from tools.operate.diff import unified_renders
 from tools.operate.steps import Step, shell_command, shell_line
 
 _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0-9._-]+)$")
@@ -127,20 +127,6 @@ def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
     return _set_keys(text, ("deployment", "model"), pinned)
 
 
-def unified(before: str, after: str, label: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{label}", f"b/{label}"))
-
-
-def render_diff(before: dict[str, str], after: dict[str, str], prefix: str) -> str:
-    """Unified diff of two renders ({relpath: text}), files in path order."""
-    parts = []
-    for rel in sorted(set(before) | set(after)):
-        old, new = before.get(rel, ""), after.get(rel, "")
-        if old != new:
-            parts.append(unified(old, new, f"{prefix}{rel}"))
-    return "".join(parts)
-
-
 def _check_exists(az: Az, step: Step) -> None:
     result = az.call(step.argv, quiet=True)
     if result.code != 0:
@@ -216,9 +202,9 @@ def run(args: argparse.Namespace) -> int:
         except UserError:
             atomic_write_text(values_path, old_text)
             raise
-        print(unified(old_text, new_text, values_rel), end="")
-        print(render_diff({f.relpath: f.text for f in before.files}, {f.relpath: f.text for f in after.files},
-                          prefix), end="")  # fmt: skip
+        print(unified_renders({values_rel: old_text}, {values_rel: new_text}, "a", "b"), end="")
+        print(unified_renders({prefix + f.relpath: f.text for f in before.files},
+                              {prefix + f.relpath: f.text for f in after.files}, "a", "b"), end="")  # fmt: skip
         print(f"{values_rel}: {args.target} now deploys {uri}")
     after.write()
     _, errors = validate_rendered(after, root, args.layers.upper())
