@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tools.core.repo import REPO_ROOT as REPO  # noqa: E402
 
 
 def _bad_rows(kit) -> list[tuple[dict, str]]:  # noqa: ANN001

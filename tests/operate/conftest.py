@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.operate.cloud import Cloud
+from tools.core.repo import REPO_ROOT  # noqa: E402 - one source for the root
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("workspaces", "schemas", "templates", "data/sample", "components", "environments")
 @pytest.fixture()
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:

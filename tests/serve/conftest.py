@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tools.core.repo import REPO_ROOT  # noqa: E402 - one source for the root
 
 
 @dataclass

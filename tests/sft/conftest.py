@@ -18,7 +18,8 @@ from types import ModuleType
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tools.core.repo import REPO_ROOT  # noqa: E402 - one source for the root
+
 FINE_TUNE = REPO_ROOT / "components" / "finetune-sft" / "src" / "fine_tune.py"
 TOPICS = ("the sea", "bread", "Paris", "computers", "music", "rivers", "the sky", "python")
 
