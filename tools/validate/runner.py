@@ -90,16 +90,31 @@ def _describe(path: Path, digest: Any) -> None:
             else:
                 digest.update(f"L{stat.st_size}:{stat.st_mtime_ns}".encode())
         elif path.is_dir():
-            for count, child in enumerate(sorted(path.rglob("*"))):
-                if count >= MAX_LISTED_FILES:
-                    digest.update(b"+more")
-                    break
-                stat = child.stat()
-                digest.update(f"{child.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            _describe_folder(path, digest)
         else:
             digest.update(b"missing")
     except OSError:
         digest.update(b"unreadable")
+
+
+def _describe_folder(path: Path, digest: Any) -> None:
+    """Name, size and modification time of the entries below a folder, in a fixed order, at most
+    ``MAX_LISTED_FILES`` of them (then a marker): bounded even where a spec names a large tree (``code: ../..``)."""
+    count = 0
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        here = Path(folder)
+        for name in [*sorted(files), *dirs]:
+            if count >= MAX_LISTED_FILES:
+                digest.update(b"+more")
+                return
+            count += 1
+            try:
+                stat = (here / name).stat()
+            except OSError:
+                digest.update(f"{here / name}:unreadable\n".encode())
+                continue
+            digest.update(f"{(here / name).relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
 
 
 def cache_key(spec: Spec, layers: str) -> str:
@@ -143,12 +158,18 @@ def _cost(spec: Spec) -> int:
     return len(spec.text) * (10 if isinstance(spec.data, dict) and "jobs" in spec.data else 1)
 
 
+def _text_key(spec: Spec) -> str:
+    return hashlib.sha256(f"{spec.display}\0{spec.kind}\0{spec.text}".encode()).hexdigest()
+
+
 def run_key(every: list[Spec], checked: list[Spec], keys: dict[int, str], layers: str, policy: str) -> str:
     """What decides layer D's findings on ``checked``: every spec of the run (rules read across files: computes,
     registered models), each with its bytes and referenced local files, the policy and the fingerprint."""
     digest = hashlib.sha256(f"{_fingerprint()}\0run\0{layers}\0{policy}\0".encode())
-    for spec in every:
-        digest.update(f"{keys.get(id(spec)) or cache_key(spec, 'D')}\n".encode())
+    checked_ids = {id(spec) for spec in checked}
+    for spec in every:  # a spec the rules do not check is only read for its content (RuleContext)
+        key = keys.get(id(spec)) or (cache_key(spec, "D") if id(spec) in checked_ids else _text_key(spec))
+        digest.update(f"{key}\n".encode())
     digest.update("\0".join(spec.display for spec in checked).encode())
     return digest.hexdigest()
 
