@@ -1,13 +1,16 @@
-"""Runs layers B and C over many specs fast: a content-addressed result cache and worker processes for layer B.
+"""Runs layers B, C and D over many specs fast: a content-addressed result cache and worker processes for layer B.
 
 The cache (``build/cache/validate/``) keys each spec's B and C findings by what decides them: the spec's bytes,
 its path (relative references resolve from it, findings name it), the local files it references (bytes of small
-files; name, size and mtime of every file below a referenced folder), the azure-ai-ml version and the
-validator's own code and schemas. An unchanged tree re-validates from the cache at once; any change to a spec or
-what it references misses. Layer D runs every time (it needs every spec's facts together, and is fast).
+files; name, size and mtime of the entries below a referenced folder, at most ``MAX_LISTED_FILES``), and the
+fingerprint: the azure-ai-ml version, the validator's code (``tools/validate``, ``tools/core``), kinds, exported
+schemas, contracts and catalog. Layer D reads across files (computes, registered models), so its findings are
+kept as one entry per run, keyed by every spec of the run. An unchanged tree re-validates from the cache (parse,
+hash, read); any change to a spec, what it references or the fingerprint misses.
 
-Layer B costs about 40 ms a spec in the SDK: misses are spread over ``jobs`` worker processes (each imports
-azure-ai-ml once); C runs in the parent, where its compiled validators are warm.
+Layer B costs 5-300 ms a spec in the SDK (pipelines the most): misses are spread over ``jobs`` worker processes,
+longest first, forked from a forkserver that imported azure-ai-ml once (tools.validate.preload); while they run,
+C and D run in the parent, where the compiled validators are warm.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from tools.validate.findings import Finding
 from tools.validate.rules import RuleContext
 
 MAX_HASHED_BYTES = 1 << 20  # larger referenced files are keyed by size and mtime
-MAX_LISTED_FILES = 2000  # a referenced folder is keyed by at most this many entries (then its count)
+MAX_LISTED_FILES = 2000  # a referenced folder is keyed by at most this many entries (then a marker)
 LOCAL_KEYS = ("code", "conda_file", "path", "component", "model", "environment", "local_path", "entry_script",
               "scoring_script", "dockerfile_path", "file")  # fmt: skip
 MIN_PARALLEL = 8  # fewer layer-B misses than this run in-process (a worker's SDK import costs ~2 s)
@@ -100,21 +103,21 @@ def _describe(path: Path, digest: Any) -> None:
 def _describe_folder(path: Path, digest: Any) -> None:
     """Name, size and modification time of the entries below a folder, in a fixed order, at most
     ``MAX_LISTED_FILES`` of them (then a marker): bounded even where a spec names a large tree (``code: ../..``)."""
-    count = 0
-    for folder, dirs, files in os.walk(path):
+    count, top = 0, str(path)
+    for folder, dirs, files in os.walk(top):
         dirs.sort()
-        here = Path(folder)
+        relative = folder[len(top):].lstrip(os.sep)
         for name in [*sorted(files), *dirs]:
             if count >= MAX_LISTED_FILES:
                 digest.update(b"+more")
                 return
             count += 1
             try:
-                stat = (here / name).stat()
+                stat = os.stat(os.path.join(folder, name))
             except OSError:
-                digest.update(f"{here / name}:unreadable\n".encode())
+                digest.update(f"{relative}/{name}:unreadable\n".encode())
                 continue
-            digest.update(f"{(here / name).relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{relative}/{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
 
 
 def cache_key(spec: Spec, layers: str) -> str:
