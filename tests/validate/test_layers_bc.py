@@ -17,7 +17,7 @@ from tools.core.repo import active
 from tools.validate import export as schemas
 from tools.validate import schema as schema_check
 from tools.validate import sdk as sdk_check
-from tools.validate.problem import Issue
+from tools.validate.problem import Problem
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "valid"
 
@@ -244,12 +244,12 @@ def test_layer_c_reports_every_problem_sorted() -> None:
 
 def test_layer_c_rejects_non_mapping_and_strict_scalars() -> None:
     assert schema_check.validate_against_schema("data", ["not", "a", "mapping"]) == [
-        Issue((), "expected object, got array")
+        Problem((), "expected object, got array")
     ]
     data = load("endpoints/deployment.yml")
     data["instance_count"] = 1.5  # the SDK truncates this to 1; the schema does not
     assert schema_check.validate_against_schema("managedOnlineDeployment", data) == [
-        Issue(("instance_count",), "expected integer, got number 1.5")
+        Problem(("instance_count",), "expected integer, got number 1.5")
     ]
 
 
@@ -272,6 +272,6 @@ def test_endpoint_name_problem(sdk: Any) -> None:
 
 
 def test_issue_key_formatting() -> None:
-    assert Issue(("jobs", "x", "inputs", 0, "y"), "m").key == "jobs.x.inputs[0].y"
-    assert str(Issue((), "whole document")) == "whole document"
-    assert str(Issue(("a",), "bad")) == "a: bad"
+    assert Problem(("jobs", "x", "inputs", 0, "y"), "m").key == "jobs.x.inputs[0].y"
+    assert str(Problem((), "whole document")) == "whole document"
+    assert str(Problem(("a",), "bad")) == "a: bad"

@@ -81,7 +81,7 @@ class Expression:
 
 
 @dataclass(frozen=True)
-class Problem:
+class Defect:
     """What is wrong at ``offset`` (0-based) in the string."""
 
     offset: int
@@ -96,7 +96,7 @@ class Problem:
 class Parsed:
     text: str
     expressions: tuple[Expression, ...]
-    problems: tuple[Problem, ...]
+    problems: tuple[Defect, ...]
 
     @property
     def singular(self) -> bool:
@@ -113,7 +113,7 @@ def parse(text: str, optional_blocks: bool = False) -> Parsed:
 
     ``optional_blocks``: ``$[[ ... ]]`` is allowed (a component command) and must close, unnested."""
     expressions: list[Expression] = []
-    problems: list[Problem] = []
+    problems: list[Defect] = []
     index = 0
     optional_at: int | None = None
     while index < len(text):
@@ -122,7 +122,7 @@ def parse(text: str, optional_blocks: bool = False) -> Parsed:
             continue
         if optional_blocks and text.startswith(OPTIONAL_OPEN, index):
             if optional_at is not None:
-                problems.append(Problem(index, f"'$[[' inside the optional block opened at character "
+                problems.append(Defect(index, f"'$[[' inside the optional block opened at character "
                                         f"{optional_at + 1}: optional blocks do not nest"))  # fmt: skip
             optional_at = index
             index += len(OPTIONAL_OPEN)
@@ -133,33 +133,33 @@ def parse(text: str, optional_blocks: bool = False) -> Parsed:
             continue
         index += 1
     if optional_at is not None:
-        problems.append(Problem(optional_at, "optional block '$[[' is never closed: expected ']]'"))
+        problems.append(Defect(optional_at, "optional block '$[[' is never closed: expected ']]'"))
     return Parsed(text, tuple(expressions), tuple(problems))
 
 
-def _expression(text: str, start: int, expressions: list[Expression], problems: list[Problem]) -> int:
+def _expression(text: str, start: int, expressions: list[Expression], problems: list[Defect]) -> int:
     """Parse the expression opening at ``start``; return the index just after it (or where scanning resumes)."""
     body_start = start + len(OPEN)
     index = body_start
     while index < len(text):
         if text.startswith(OPEN, index):
-            problems.append(Problem(index, f"'${{{{' inside the expression opened at character {start + 1}: "
+            problems.append(Defect(index, f"'${{{{' inside the expression opened at character {start + 1}: "
                                     "expressions do not nest (close the first with '}}')"))  # fmt: skip
             return _skip_nested(text, index)
         if text.startswith(CLOSE, index):
             end = index + len(CLOSE)
             if text.startswith("}", end):
-                problems.append(Problem(end, "a third '}' after '}}': an expression closes with exactly '}}'"))
+                problems.append(Defect(end, "a third '}' after '}}': an expression closes with exactly '}}'"))
             _body(text, start, body_start, index, end, expressions, problems)
             while text.startswith("}", end):
                 end += 1
             return end
         if text[index] == "}":
-            problems.append(Problem(index, f"a single '}}' closes the expression opened at character {start + 1}: "
+            problems.append(Defect(index, f"a single '}}' closes the expression opened at character {start + 1}: "
                                     "expected '}}'"))  # fmt: skip
             return index + 1
         index += 1
-    problems.append(Problem(start, f"'${{{{' is never closed: expected '}}}}' after {text[body_start:][:40]!r}"))
+    problems.append(Defect(start, f"'${{{{' is never closed: expected '}}}}' after {text[body_start:][:40]!r}"))
     return len(text)
 
 
@@ -181,26 +181,26 @@ def _skip_nested(text: str, index: int) -> int:
 
 
 def _body(
-    text: str, start: int, body_start: int, body_end: int, end: int, out: list[Expression], problems: list[Problem]
+    text: str, start: int, body_start: int, body_end: int, end: int, out: list[Expression], problems: list[Defect]
 ) -> None:
     raw = text[body_start:body_end]
     body = raw.strip()
     offset = body_start + (len(raw) - len(raw.lstrip()))
     if not body:
-        problems.append(Problem(start, "empty expression '${{}}': expected a name such as inputs.X"))
+        problems.append(Defect(start, "empty expression '${{}}': expected a name such as inputs.X"))
         return
     parts = body.split(".")
     position = offset
     for part in parts:
         if not IDENTIFIER.fullmatch(part):
             bad = position + _first_bad(part)
-            problems.append(Problem(bad, f"{text[start:end]!r}: expected a dotted name of identifiers "
+            problems.append(Defect(bad, f"{text[start:end]!r}: expected a dotted name of identifiers "
                                     f"(letters, digits, '_'), got {body!r}"))  # fmt: skip
             return
         position += len(part) + 1
     message = _form_problem(tuple(parts))
     if message:
-        problems.append(Problem(offset, f"{text[start:end]!r}: {message}"))
+        problems.append(Defect(offset, f"{text[start:end]!r}: {message}"))
         return
     out.append(Expression(start, end, text[start:end], tuple(parts)))
 
@@ -259,10 +259,10 @@ _ALLOWED: dict[Place, tuple[str, ...]] = {
 _SINGULAR = {Place.NODE}
 
 
-def placement_problems(parsed: Parsed, place: Place, singular: bool = False) -> list[Problem]:
+def placement_problems(parsed: Parsed, place: Place, singular: bool = False) -> list[Defect]:
     """Expressions that Azure does not allow where ``parsed`` stands, and text around a value that must be one
     expression (``singular``: a number, a compute name, a data input bound to another's output)."""
-    problems: list[Problem] = []
+    problems: list[Defect] = []
     allowed = _ALLOWED[place]
     for expression in parsed.expressions:
         form = expression.form
@@ -274,25 +274,25 @@ def placement_problems(parsed: Parsed, place: Place, singular: bool = False) -> 
         before = len(text[: first.start]) - len(text[: first.start].lstrip())
         after = first.end + len(text[first.end :]) - len(text[first.end :].lstrip())
         junk = before if before < first.start else after
-        problems.append(Problem(junk, f"{text.strip()!r}: expected exactly one expression here, nothing around it"))
+        problems.append(Defect(junk, f"{text.strip()!r}: expected exactly one expression here, nothing around it"))
     return problems
 
 
-def _misplaced(expression: Expression, place: Place, allowed: tuple[str, ...]) -> Problem:
+def _misplaced(expression: Expression, place: Place, allowed: tuple[str, ...]) -> Defect:
     text, form = expression.text, expression.form
     if place in (Place.STEP, Place.STEP_OUTPUT) and form in ("inputs", "outputs"):
         fixed = "${{parent." + ".".join(expression.parts) + "}}"
-        return Problem(expression.start, f"{text} in a pipeline step: step inputs and outputs are evaluated in the "
+        return Defect(expression.start, f"{text} in a pipeline step: step inputs and outputs are evaluated in the "
                        f"parent pipeline's context (expected {fixed})")  # fmt: skip
     if form == "runtime" and place not in (Place.OUTPUT_PATH, Place.STEP_OUTPUT):
-        return Problem(expression.start, f"{text} is a runtime expression Azure documents for output paths only",
+        return Defect(expression.start, f"{text} is a runtime expression Azure documents for output paths only",
                        WARNING)  # fmt: skip
     if form == "search_space":
-        return Problem(expression.start, f"{text}: search_space.X is for a sweep job's trial command only")
+        return Defect(expression.start, f"{text}: search_space.X is for a sweep job's trial command only")
     if form.startswith("parent") and place in (Place.COMMAND, Place.SWEEP_COMMAND, Place.OUTPUT_PATH):
-        return Problem(expression.start, f"{text}: parent.… bindings belong in a pipeline step's inputs and outputs; "
+        return Defect(expression.start, f"{text}: parent.… bindings belong in a pipeline step's inputs and outputs; "
                        "a command uses ${{inputs.X}} / ${{outputs.X}}")  # fmt: skip
-    return Problem(expression.start, f"{text} is not allowed in a {place.value} (expected {_describe(allowed)})")
+    return Defect(expression.start, f"{text} is not allowed in a {place.value} (expected {_describe(allowed)})")
 
 
 def _describe(forms: tuple[str, ...]) -> str:
@@ -310,7 +310,7 @@ def _describe(forms: tuple[str, ...]) -> str:
     return ", ".join(names[form] for form in forms)
 
 
-def check(text: str, place: Place, singular: bool = False) -> tuple[Parsed, list[Problem]]:
+def check(text: str, place: Place, singular: bool = False) -> tuple[Parsed, list[Defect]]:
     """Parse ``text`` as it stands at ``place``: the parse and every syntax and placement problem, in order."""
     parsed = parse(text, optional_blocks=place in (Place.COMMAND, Place.SWEEP_COMMAND))
     syntax = {problem.offset for problem in parsed.problems}  # one problem per position: syntax wins

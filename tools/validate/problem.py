@@ -11,7 +11,7 @@ from tools.core.yamlio import format_key_path
 
 
 @dataclass(frozen=True, order=True)
-class Issue:
+class Problem:
     """One problem at ``key_path`` (``()`` for the whole document), e.g. ``(("jobs", "x", "inputs"), "...")``.
 
     For a missing required key the path ends with that key (which is not in the document): look up the line of

@@ -25,9 +25,9 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import active
-from tools.validate.problem import Issue
+from tools.validate.problem import Problem
 
-__all__ = ["Issue", "validate_against_schema", "kinds", "schema_path", "kind_from_schema_url", "warm"]
+__all__ = ["Problem", "validate_against_schema", "kinds", "schema_path", "kind_from_schema_url", "warm"]
 
 
 _lock = threading.Lock()
@@ -269,7 +269,7 @@ def warm(kind_names: Iterable[str] | None = None) -> None:
         _fast_validator(kind)
 
 
-def validate_against_schema(kind: str, data: Any) -> list[Issue]:
+def validate_against_schema(kind: str, data: Any) -> list[Problem]:
     """Issues for ``data`` (what ``yaml.safe_load`` gives) against the exported schema of ``kind``; [] if valid."""
     fast = _fast_validator(kind)
     fast_error: Exception | None = None
@@ -286,7 +286,7 @@ def validate_against_schema(kind: str, data: Any) -> list[Issue]:
     return issues
 
 
-def _issue_from_fast(error: Exception) -> Issue:
+def _issue_from_fast(error: Exception) -> Problem:
     path: tuple[str | int, ...] = ()
     message = str(error)
     raw = getattr(error, "path", None)
@@ -295,12 +295,12 @@ def _issue_from_fast(error: Exception) -> Issue:
     name = getattr(error, "name", None)
     if isinstance(name, str) and message.startswith(name):
         message = message[len(name):].strip()
-    return Issue(path, message or type(error).__name__)
+    return Problem(path, message or type(error).__name__)
 
 
-def _precise_issues(validator: Any, data: Any) -> list[Issue]:
-    seen: set[Issue] = set()
-    out: list[Issue] = []
+def _precise_issues(validator: Any, data: Any) -> list[Problem]:
+    seen: set[Problem] = set()
+    out: list[Problem] = []
     for error in validator.iter_errors(data):
         for issue in _issues(error):
             if issue not in seen:
@@ -314,7 +314,7 @@ def _path(error: Any) -> tuple[str | int, ...]:
     return tuple(error.absolute_path)
 
 
-def _issues(error: Any) -> list[Issue]:
+def _issues(error: Any) -> list[Problem]:
     """The most specific issues for one jsonschema error."""
     path = _path(error)
     validator = error.validator
@@ -324,12 +324,12 @@ def _issues(error: Any) -> list[Issue]:
         extras = _extra_keys(error.instance, error.schema)
         if extras:
             known = [k for k in error.schema.get("properties", {}) if isinstance(k, str)]
-            return [Issue((*path, key), f"unknown key {_short(key)}{_did_you_mean(key, known)}") for key in extras]
+            return [Problem((*path, key), f"unknown key {_short(key)}{_did_you_mean(key, known)}") for key in extras]
     if validator == "required" and isinstance(error.instance, dict):
         missing = [name for name in error.validator_value if name not in error.instance]
         if missing:
-            return [Issue((*path, name), f"missing required key {_short(name)}") for name in missing]
-    return [Issue(path, _message(error))]
+            return [Problem((*path, name), f"missing required key {_short(name)}") for name in missing]
+    return [Problem(path, _message(error))]
 
 
 def _did_you_mean(key: Any, known: list[str]) -> str:
@@ -346,7 +346,7 @@ def _extra_keys(instance: dict, schema: dict) -> list[Any]:
             if key not in properties and not (isinstance(key, str) and any(p.search(key) for p in patterns))]
 
 
-def _union_issues(error: Any) -> list[Issue]:
+def _union_issues(error: Any) -> list[Problem]:
     """Pick the branch of an ``anyOf`` the value was meant for and report its errors."""
     base = _path(error)
     instance = error.instance
@@ -375,10 +375,10 @@ def _union_issues(error: Any) -> list[Issue]:
     if not alive:
         if discriminators and has_tag:
             got = _short(instance["type"])
-            return [Issue((*base, "type"), f"expected one of [{_join(discriminators)}], got {got}")]
+            return [Problem((*base, "type"), f"expected one of [{_join(discriminators)}], got {got}")]
         if wrong_type:
-            return [Issue(base, f"expected {_type_names(wrong_type)}, got {_describe(instance)}")]
-        return [Issue(base, _message(error))]
+            return [Problem(base, f"expected {_type_names(wrong_type)}, got {_describe(instance)}")]
+        return [Problem(base, _message(error))]
 
     def score(errors: list[Any]) -> tuple[int, int, int]:
         shallow = sum(1 for e in errors if _path(e) == base and e.validator in ("required", "pattern", "enum"))
@@ -396,8 +396,8 @@ def _union_issues(error: Any) -> list[Issue]:
                     forms.append(_expectation(e))
         unique = list(dict.fromkeys(f for f in forms if f))
         if len(unique) > 1:
-            return [Issue(base, f"{_short(instance)} matches none of: {'; '.join(unique)}")]
-    out: list[Issue] = []
+            return [Problem(base, f"{_short(instance)} matches none of: {'; '.join(unique)}")]
+    out: list[Problem] = []
     for e in best:
         out.extend(_issues(e))
     return out

@@ -26,9 +26,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from tools.validate.problem import Issue
+from tools.validate.problem import Problem
 
-__all__ = ["Issue", "check_with_sdk", "endpoint_name_problem", "import_sdk", "loader_name"]
+__all__ = ["Problem", "check_with_sdk", "endpoint_name_problem", "import_sdk", "loader_name"]
 
 _MAX_MESSAGE = 240
 _lock = threading.Lock()
@@ -77,7 +77,7 @@ def _speed_up(sdk: Any) -> None:
         utils.yaml = fast
 
 
-def check_with_sdk(kind: str, text: str, origin: Path) -> list[Issue]:
+def check_with_sdk(kind: str, text: str, origin: Path) -> list[Problem]:
     """Issues the azure-ai-ml loader (and ``_validate()``) of ``kind`` finds in ``text``; [] when it loads clean."""
     name = loader_name(kind)
     import_sdk()
@@ -100,11 +100,11 @@ def check_with_sdk(kind: str, text: str, origin: Path) -> list[Issue]:
         return _finish(_from_text(_exception_text(error), ()), data, origin)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         # the SDK occasionally fails on odd input with a plain exception: still one line, never a traceback
-        return _finish([Issue((), f"azure-ai-ml could not load it: {type(error).__name__}: {error}")], data, origin)
+        return _finish([Problem((), f"azure-ai-ml could not load it: {type(error).__name__}: {error}")], data, origin)
     if result is None:
         return []
-    issues = [Issue(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._errors]
-    issues += [Issue(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._warnings]
+    issues = [Problem(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._errors]
+    issues += [Problem(_parse_yaml_path(d.yaml_path), _clean(d.message or "")) for d in result._warnings]
     return _finish(issues, data, origin)
 
 
@@ -136,10 +136,10 @@ def _exception_text(error: Any) -> str:
     return str(getattr(error, "message", None) or error)
 
 
-def _from_messages(messages: Any, path: tuple[str | int, ...]) -> list[Issue]:
+def _from_messages(messages: Any, path: tuple[str | int, ...]) -> list[Problem]:
     """marshmallow ``messages``: nested dicts keyed by field (or index), lists of strings or of alternatives."""
     if isinstance(messages, dict):
-        out: list[Issue] = []
+        out: list[Problem] = []
         for key, value in messages.items():
             if key in (None, "_schema"):
                 out.extend(_from_messages(value, path))
@@ -156,10 +156,10 @@ def _from_messages(messages: Any, path: tuple[str | int, ...]) -> list[Issue]:
         return _pick_alternative([_from_messages(m, path) for m in messages], path)
     if isinstance(messages, str):
         return _from_text(messages, path)
-    return [Issue(path, _clean(str(messages)))]
+    return [Problem(path, _clean(str(messages)))]
 
 
-def _from_text(text: str, path: tuple[str | int, ...]) -> list[Issue]:
+def _from_text(text: str, path: tuple[str | int, ...]) -> list[Problem]:
     """One SDK message string; it may wrap a JSON block or a repr of union alternatives."""
     header = _HEADER.match(text)
     if header:
@@ -168,7 +168,7 @@ def _from_text(text: str, path: tuple[str | int, ...]) -> list[Issue]:
         except ValueError:
             block = None
         if isinstance(block, dict) and "errors" in block and "result" in block:
-            out: list[Issue] = []
+            out: list[Problem] = []
             for entry in block.get("errors") or []:
                 sub = _parse_yaml_path(entry.get("path"))
                 out.extend(_from_text(str(entry.get("message", "")), (*path, *sub)))
@@ -187,7 +187,7 @@ def _from_text(text: str, path: tuple[str | int, ...]) -> list[Issue]:
                 break
         if parsed:
             return _pick_alternative([_from_messages(p, path) for p in parsed], path)
-    return [Issue(path, _merge_messages([stripped]))]
+    return [Problem(path, _merge_messages([stripped]))]
 
 
 def _split_alternatives(text: str) -> list[str]:
@@ -214,20 +214,20 @@ def _split_alternatives(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def _pick_alternative(alternatives: list[list[Issue]], base: tuple[str | int, ...]) -> list[Issue]:
+def _pick_alternative(alternatives: list[list[Problem]], base: tuple[str | int, ...]) -> list[Problem]:
     """The union candidate the value was meant for (the SDK reports every candidate field it tried)."""
     candidates = [alt for alt in alternatives if alt]
     if not candidates:
         return []
     if all(len(alt) == 1 and alt[0].key_path == base for alt in candidates):
-        return [Issue(base, _merge_messages([alt[0].message for alt in candidates]))]
+        return [Problem(base, _merge_messages([alt[0].message for alt in candidates]))]
     tag = (*base, "type")
 
-    def wrong_shape(alt: list[Issue]) -> bool:  # a scalar field tried on a mapping, or a schema without `type`
+    def wrong_shape(alt: list[Problem]) -> bool:  # a scalar field tried on a mapping, or a schema without `type`
         return any((i.key_path == base and all(_SCALAR_MISMATCH.match(p) for p in i.message.split("; ")))
                    or (i.key_path == tag and i.message.startswith("unknown key")) for i in alt)
 
-    def wrong_tag(alt: list[Issue]) -> bool:
+    def wrong_tag(alt: list[Problem]) -> bool:
         return any(i.key_path == tag and _ENUM.match(i.message) for i in alt)
 
     keep = [alt for alt in candidates if not wrong_shape(alt)] or candidates
@@ -240,9 +240,9 @@ def _pick_alternative(alternatives: list[list[Issue]], base: tuple[str | int, ..
                 if match:
                     allowed += [v.strip().strip("'\"") for v in match.group(1).split(",")]
                     got = match.group(2)
-        return [Issue(tag, f"expected one of [{', '.join(dict.fromkeys(allowed))}], got {got}")]
+        return [Problem(tag, f"expected one of [{', '.join(dict.fromkeys(allowed))}], got {got}")]
 
-    def score(alt: list[Issue]) -> tuple[int, int, int]:
+    def score(alt: list[Problem]) -> tuple[int, int, int]:
         return (int(wrong_tag(alt)), len(alt), -max(len(i.key_path) for i in alt))
 
     return min(keep, key=score)
@@ -255,13 +255,13 @@ def _merge_messages(messages: list[str]) -> str:
     return _clean("; ".join(dict.fromkeys(files or pieces)))
 
 
-def _merge_same_path(issues: list[Issue]) -> list[Issue]:
+def _merge_same_path(issues: list[Problem]) -> list[Problem]:
     merged: dict[tuple, list[str]] = {}
     for issue in issues:
         merged.setdefault(issue.key_path, [])
         if issue.message not in merged[issue.key_path]:
             merged[issue.key_path].append(issue.message)
-    return [Issue(path, _clean("; ".join(messages))) for path, messages in merged.items()]
+    return [Problem(path, _clean("; ".join(messages))) for path, messages in merged.items()]
 
 
 def _key(key: Any) -> str | int:
@@ -317,12 +317,12 @@ def _clean(message: str) -> str:
     return text or "rejected by azure-ai-ml"
 
 
-def _finish(issues: list[Issue], data: Any, origin: Path) -> list[Issue]:
+def _finish(issues: list[Problem], data: Any, origin: Path) -> list[Problem]:
     """Name unknown keys, find a key path for path-less messages, shorten absolute paths, dedupe, sort."""
     base = str(Path(origin).resolve().parent)
     display_base = str(Path(origin).parent)
-    out: list[Issue] = []
-    seen: set[Issue] = set()
+    out: list[Problem] = []
+    seen: set[Problem] = set()
     for issue in issues:
         message = issue.message.replace(base + "/", "" if display_base == "." else display_base + "/")
         path = issue.key_path
@@ -332,7 +332,7 @@ def _finish(issues: list[Issue], data: Any, origin: Path) -> list[Issue]:
             message = f"missing required key {path[-1]!r}"
         if not path:
             path = _locate(data, message)
-        fixed = Issue(path, message)
+        fixed = Problem(path, message)
         if fixed not in seen:
             seen.add(fixed)
             out.append(fixed)

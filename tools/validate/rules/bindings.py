@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from tools.validate.bindings import ERROR, OPEN, WARNING, Expression, Parsed, Place, Problem, parse
+from tools.validate.bindings import ERROR, OPEN, WARNING, Defect, Expression, Parsed, Place, parse
 from tools.validate.bindings import check as check_text
 from tools.validate.document import Spec
 from tools.validate.rules._walk import walk
@@ -186,10 +186,10 @@ def _resolve(path: tuple, expression: Expression, table: Any, what: str, emit, n
     return False
 
 
-def _soften(problem: Problem, parsed: Parsed) -> Problem:
+def _soften(problem: Defect, parsed: Parsed) -> Defect:
     """A placement problem (not a syntax one) as a warning."""
     if any(problem.offset == expression.start for expression in parsed.expressions):
-        return Problem(problem.offset, problem.message, WARNING)
+        return Defect(problem.offset, problem.message, WARNING)
     return problem
 
 
