@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 
 from tools.operate.stages import build_plan, job_spec, registered_model
-from tools.operate.workspace import Spec, load_workspace
+from tools.operate.workspace import RenderedSpec, load_workspace
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
@@ -104,7 +104,7 @@ def test_a_version_set_in_the_spec_is_guarded_and_deployed_as_it_is(scratch_repo
     ws = load_workspace("dev", scratch_repo, "ACD")
     spec = job_spec(ws, JOB)
     outputs = {"registered_model": {**spec.data["outputs"]["registered_model"], "version": "3"}}
-    pinned = Spec(spec.path, spec.kind, {**spec.data, "outputs": outputs})
+    pinned = RenderedSpec(spec.path, spec.kind, {**spec.data, "outputs": outputs})
     ws = dataclasses.replace(ws, specs=tuple(pinned if s.path == JOB else s for s in ws.specs))
     assert registered_model(ws, pinned) == (MODEL, "3")
     steps = build_plan(ws, ["train", "register", "deploy"], JOB)

@@ -19,13 +19,13 @@ from tools.operate.compare import diff_text
 from tools.operate.options import add_workspace_arguments, workspace_from_args
 from tools.operate.rollout import Endpoint
 from tools.operate.stages import show_of
-from tools.operate.workspace import Spec, Workspace
+from tools.operate.workspace import RenderedSpec, Workspace
 
 COMPARED = ("amlCompute", "managedOnlineEndpoint")
 VERSIONED = ("environment", "commandComponent", "data")
 
 
-def _live_deployment(az: Az, ws: Workspace, spec: Spec) -> tuple[str, dict[str, Any] | None]:
+def _live_deployment(az: Az, ws: Workspace, spec: RenderedSpec) -> tuple[str, dict[str, Any] | None]:
     endpoint = Endpoint(az, ws, str(spec.data["endpoint_name"]))
     if az.show(["az", "ml", "online-endpoint", "show", "--name", endpoint.name, *ws.scope()]) is None:
         return str(spec.data["name"]), None

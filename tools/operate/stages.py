@@ -27,7 +27,7 @@ from tools.core.errors import UserError
 from tools.core.repo import kinds
 from tools.operate import bluegreen, quota
 from tools.operate.steps import JOB_NAME_VAR, SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step
-from tools.operate.workspace import Spec, Workspace
+from tools.operate.workspace import RenderedSpec, Workspace
 
 STAGES = ("bootstrap", "train", "register", "deploy", "smoke", "teardown")
 # Role assignments of the endpoint identity: (role, scope variable or literal, why).
@@ -36,7 +36,7 @@ ROLE_ASSIGNMENTS: tuple[tuple[str, str, str], ...] = (
     ("Storage Blob Data Reader", "${STORAGE_ID}", "read the model files from the workspace storage account"),
     ("AcrPull", "${ACR_ID}", "pull the serving image from the workspace container registry"),
 )
-# Spec kinds created in the train stage, in dependency order (an environment before the component that uses it).
+# RenderedSpec kinds created in the train stage, in dependency order (an environment before the component that uses it).
 TRAIN_KINDS = ("amlCompute", "environment", "commandComponent", "data")
 LABELS = {"amlCompute": "compute", "environment": "environment", "commandComponent": "component", "data": "data"}
 # Kinds whose `create -f` is the SDK's create-or-update (azureml-operations.md: compute create on an existing
@@ -94,12 +94,12 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
     return steps
 
 
-def job_specs(ws: Workspace) -> list[Spec]:
+def job_specs(ws: Workspace) -> list[RenderedSpec]:
     """Every rendered job spec: kinds applied with `az ml job create`, and `type: finetuning` jobs."""
     return [s for s in ws.specs if kinds().get(s.kind, {}).get("az") == JOB_CREATE or s.data.get("type") == FINETUNING]
 
 
-def job_spec(ws: Workspace, job: str | None) -> Spec:
+def job_spec(ws: Workspace, job: str | None) -> RenderedSpec:
     jobs = job_specs(ws)
     if not jobs:
         raise UserError(f"{ws.values_name}: the render has no job spec to submit")
@@ -115,11 +115,11 @@ def job_spec(ws: Workspace, job: str | None) -> Spec:
     )
 
 
-def is_finetuning(spec: Spec | None) -> bool:
+def is_finetuning(spec: RenderedSpec | None) -> bool:
     return spec is not None and spec.data.get("type") == FINETUNING
 
 
-def registered_model(ws: Workspace, job: Spec) -> tuple[str, str | None]:
+def registered_model(ws: Workspace, job: RenderedSpec) -> tuple[str, str | None]:
     """The model name and version the run ends in: a finetuning job's `outputs.registered_model` (version None when
     the spec leaves it to the service, which registers the next free one), else the workspace's `registered_model`
     (what the register stage creates)."""
@@ -207,7 +207,7 @@ def register_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     return steps
 
 
-def endpoint_spec(ws: Workspace) -> Spec:
+def endpoint_spec(ws: Workspace) -> RenderedSpec:
     endpoints = ws.of_kind("managedOnlineEndpoint")
     if not endpoints:
         raise UserError(f"{ws.values_name}: the render has no online endpoint spec")
@@ -223,12 +223,12 @@ def get_logs_commands(ws: Workspace, deployment: str, endpoint: str) -> tuple[tu
     )
 
 
-def chosen_job(ws: Workspace, job: str | None) -> Spec | None:
+def chosen_job(ws: Workspace, job: str | None) -> RenderedSpec | None:
     """The job a plan submits (None when the render has no job spec)."""
     return job_spec(ws, job) if job_specs(ws) else None
 
 
-def finetuned_model_steps(ws: Workspace, job: Spec) -> tuple[list[Step], tuple[str, ...]]:
+def finetuned_model_steps(ws: Workspace, job: RenderedSpec) -> tuple[list[Step], tuple[str, ...]]:
     """After a `type: finetuning` job: the version of the model it registered (a capture from `az ml job show`,
     unless the spec sets it) and the `--set` that points the deployment at that model."""
     name, version = registered_model(ws, job)

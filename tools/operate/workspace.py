@@ -16,7 +16,7 @@ from tools.core.errors import UserError
 
 
 @dataclass(frozen=True)
-class Spec:
+class RenderedSpec:
     """One rendered spec: repo-relative path, kind (schemas/kinds.yaml) and content."""
 
     path: str
@@ -36,12 +36,12 @@ class Workspace:
     identity: str
     out_dir: str  # where the specs are, repo-relative ("." for the default workspace)
     values: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    specs: tuple[Spec, ...] = ()
+    specs: tuple[RenderedSpec, ...] = ()
 
     def scope(self) -> list[str]:
         return ["-g", self.resource_group, "-w", self.ml_workspace, "--subscription", self.subscription]
 
-    def of_kind(self, *wanted: str) -> list[Spec]:
+    def of_kind(self, *wanted: str) -> list[RenderedSpec]:
         return [spec for spec in self.specs if spec.kind in wanted]
 
     @property
@@ -92,7 +92,7 @@ def load_workspace(name: str, root: Path, layers: str = "ABCD", rendered: Any = 
             f"{name}: {len(errors)} validation errors; refusing to plan (python -m tools validate --workspace {name})"
         )
     specs = tuple(
-        Spec(Path(os.path.relpath(spec.path, root)).as_posix(), spec.kind or "", plain(spec.data) or {})
+        RenderedSpec(Path(os.path.relpath(spec.path, root)).as_posix(), spec.kind or "", plain(spec.data) or {})
         for spec in parsed
         if spec.data is not None
     )
