@@ -128,3 +128,67 @@ def test_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_malformed_yaml_is_a_problem_with_a_line(text: str) -> None:
     found = problem(text)
     assert found.line >= 1 and str(found).startswith("YAML syntax")
+
+
+_EVERY_SCALAR = textwrap.dedent("""\
+    $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+    ints: [1, -2, 0x1f, 0o17, 1_000, "3", '4']
+    floats: [1.5, -2e3, .inf, -.Inf, .nan, 1e-3]
+    bools: [true, False, yes, NO, on, off, "true"]
+    nulls: [null, ~, Null]
+    blank:
+    when: [2024-01-02, 2024-01-02T03:04:05Z, "2024-01-02"]
+    text: |
+      multi
+      line
+    folded: >-
+      one
+      two
+    empty: ""
+    nested:
+      - {a: 1, b: [x, {c: d}]}
+      -
+        e: f
+    ? plain key
+    : value
+    """)
+
+
+@pytest.mark.parametrize("text", [
+    _EVERY_SCALAR,
+    "",
+    "# only a comment\n",
+    "just a string\n",
+    "- a\n- b\n",
+    "base: &b {x: 1}\nuse: *b\n",  # anchors and aliases: the full loader
+    "base: &b {x: 1}\nmerged:\n  <<: *b\n  y: 2\n",  # a merge key: the full loader
+    "a: !!str 1\nb: !!int '2'\n",  # explicit tags: the full loader
+])  # fmt: skip
+def test_one_pass_builder_reads_as_the_full_loader_does(text: str) -> None:
+    """load_lined's one-pass event builder gives the same values, types, key order and lines as PyYAML's
+    composer and constructor (with the bounds checked first), or leaves the text to them."""
+    import yaml
+
+    def same(a: object, b: object) -> bool:
+        assert type(a) is type(b), (a, b)
+        if isinstance(a, yamlio.LinedDict):
+            assert isinstance(b, yamlio.LinedDict)
+            assert (a.line, a.key_lines, list(a)) == (b.line, b.key_lines, list(b))
+            return all(same(a[key], b[key]) for key in a)
+        if isinstance(a, yamlio.LinedList):
+            assert isinstance(b, yamlio.LinedList)
+            assert (a.line, a.item_lines, len(a)) == (b.line, b.item_lines, len(b))
+            return all(same(x, y) for x, y in zip(a, b, strict=True))
+        return a == b or (a != a and b != b)  # NaN
+
+    yamlio._check_bounds(text)
+    expected = yaml.load(text, Loader=yamlio._LinedLoader)  # noqa: S506 - a SafeLoader subclass
+    assert same(load_lined(text), expected)
+
+
+def test_one_pass_builder_leaves_unusual_yaml_to_the_full_loader() -> None:
+    with pytest.raises(yamlio._Unusual):
+        yamlio._build("a: &x 1\nb: *x\n")
+    with pytest.raises(yamlio._Unusual):
+        yamlio._build("a: 1\na: 2\n")  # the full loader words the duplicate with its path
+    assert yamlio._build(_EVERY_SCALAR)["ints"][2] == 31

@@ -68,5 +68,9 @@ def test_enums_the_sdk_lower_cases_or_snake_cases(tmp_path: Path) -> None:
 def test_respell_only_rewrites_to_an_allowed_spelling() -> None:
     names = {"task": [("snake_to_camel", frozenset({"chatCompletion"})), (None, frozenset({"chat_completion_x"}))]}
     data = {"task": "chat_completion", "jobs": {"a": {"task": "chat_completion_x"}}, "other": "chat_completion"}
-    assert casing.respell(data, names) == {"task": "chatCompletion", "jobs": {"a": {"task": "chat_completion_x"}},
-                                           "other": "chat_completion"}
+    before = repr(data)
+    respelled = casing.respell(data, names)
+    assert respelled == {"task": "chatCompletion", "jobs": {"a": {"task": "chat_completion_x"}},
+                         "other": "chat_completion"}
+    assert repr(data) == before and respelled["jobs"] is data["jobs"]  # the spec's data is not touched
+    assert casing.respell(respelled, names) is respelled  # nothing to rewrite: no copy

@@ -118,3 +118,27 @@ def test_angle_placeholders_in_any_position_are_named_in_one_error(tmp_path: Pat
     findings = _check(tmp_path, text, "ABCD")
     assert len(findings) == 1 and findings[0].rule == "placeholder"
     assert all(name in findings[0].message for name in ("<MAX_NODES>", "<EXTRA_KEY>", "<SUBSCRIPTION_ID>"))
+
+
+def test_exported_schemas_take_bindings_where_a_pipeline_step_does() -> None:
+    """The export replays azure-ai-ml's step patch (support_data_binding_expression_for_fields): the settings of a
+    step with a component take `${{...}}` in the schema itself (so editors do not flag it either), a plain wrong
+    value is still named by its own type, `type` stays a discriminator, and a standalone job takes no binding (the
+    SDK rejects it there, as it does in an inline `command:` step, which it loads as a job, not a node)."""
+    from tools.validate.schema import validate_against_schema
+
+    def step(**resources: object) -> dict:
+        return {"type": "pipeline", "inputs": {"n": 2},
+                "jobs": {"a": {"type": "command", "component": {"command": "echo", "environment": "azureml:env:1"},
+                               "compute": "${{parent.inputs.c}}", "resources": resources}}}  # fmt: skip
+
+    assert validate_against_schema("pipelineJob", step(instance_count="${{parent.inputs.n}}")) == []
+    wrong = validate_against_schema("pipelineJob", step(instance_count="abc"))
+    assert [(i.key_path, i.message) for i in wrong] == [
+        (("jobs", "a", "resources", "instance_count"), "expected integer, got string 'abc'")]
+    typed = step()
+    typed["jobs"]["a"]["type"] = "${{parent.inputs.t}}"
+    assert [i.key_path for i in validate_against_schema("pipelineJob", typed)] == [("jobs", "a", "type")]
+    standalone = {"type": "command", "command": "echo", "environment": "azureml:env:1",
+                  "resources": {"instance_count": "${{inputs.n}}"}}  # fmt: skip
+    assert [i.key_path for i in validate_against_schema("commandJob", standalone)] == [("resources", "instance_count")]

@@ -275,3 +275,13 @@ def test_issue_key_formatting() -> None:
     assert Problem(("jobs", "x", "inputs", 0, "y"), "m").key == "jobs.x.inputs[0].y"
     assert str(Problem((), "whole document")) == "whole document"
     assert str(Problem(("a",), "bad")) == "a: bad"
+
+
+def test_layer_c_knows_the_sdk_binding_pattern(sdk: Any) -> None:
+    """schema.BINDING_PATTERN (layer C tells a step's `${{...}}` alternative by it, without importing the SDK) is
+    the pattern azure-ai-ml's DataBindingStr exports."""
+    from azure.ai.ml._schema.core.fields import DataBindingStr
+
+    from tools.validate.schema import BINDING_PATTERN
+
+    assert DataBindingStr()._jsonschema_type_mapping()["pattern"] == BINDING_PATTERN

@@ -61,10 +61,24 @@ def test_tagged_unions_report_what_draft7_reports(change: str) -> None:
     plain = schema._precise_issues(schema._slow_validator("pipelineComponent", tagged=False), data)
     tagged = schema._precise_issues(schema._slow_validator("pipelineComponent"), data)
     assert tagged == plain
-    assert bool(plain) == (change not in ("none", "step without a type"))  # an untyped step fits a typeless branch
+    # an untyped step fits a typeless branch; a step's settings take `${{...}}` (the SDK's bindings, export.py)
+    assert bool(plain) == (change not in ("none", "step without a type", "expression where an integer is declared"))
 
 
 def test_an_unknown_step_type_names_every_allowed_type() -> None:
     issues = schema.validate_against_schema("pipelineComponent", _variant("unknown step type"))
     assert [(i.key_path, i.message.split(" [")[0]) for i in issues] == [(("jobs", "score", "type"), "expected one of")]
     assert "command" in issues[0].message and "parallel" in issues[0].message and "'comand'" in issues[0].message
+
+
+@pytest.mark.parametrize("extra", [{"isArchived": False}, {"varsion": "1", "variantInfo": {}}, {"description": 1}])
+def test_unknown_top_level_keys_shortcut_reports_what_draft7_reports(extra: dict) -> None:
+    """A spec whose only faults are unknown top-level keys skips the precise walk (schema._unknown_top_level_keys_
+    only) and still gets Draft 7's issues; with another fault besides, the precise path words them all."""
+    model = {"name": "m", "version": "1", "path": "./model", "type": "custom_model", **extra}
+    assert schema.validate_against_schema("model", model) == schema._precise_issues(
+        schema._slow_validator("model"), model)
+    if "description" not in extra:
+        assert schema._unknown_top_level_keys_only("model", model, schema._fast_validator("model")) is not None
+    assert any("did you mean 'version'" in issue.message
+               for issue in schema.validate_against_schema("model", {"name": "m", "varsion": "1"}))

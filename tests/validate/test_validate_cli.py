@@ -105,7 +105,7 @@ def test_internal_failure_on_one_file_is_its_finding_and_exit_3(repo_root: Path,
 
     from tools.validate import cli, schema
 
-    def boom(kind, data):
+    def boom(kind, data, prepare=None):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setattr(schema, "validate_against_schema", boom)

@@ -116,36 +116,48 @@ def parse(text: str, optional_blocks: bool = False) -> Parsed:
     problems: list[Defect] = []
     index = 0
     optional_at: int | None = None
-    while index < len(text):
+    while True:  # jump from token to token (str.find), not character by character
+        index = _next_token(text, index, optional_blocks, optional_at is not None)
+        if index < 0:
+            break
         if text.startswith(OPEN, index):
             index = _expression(text, index, expressions, problems)
-            continue
-        if optional_blocks and text.startswith(OPTIONAL_OPEN, index):
+        elif text.startswith(OPTIONAL_OPEN, index):
             if optional_at is not None:
                 problems.append(Defect(index, f"'$[[' inside the optional block opened at character "
                                         f"{optional_at + 1}: optional blocks do not nest"))  # fmt: skip
             optional_at = index
             index += len(OPTIONAL_OPEN)
-            continue
-        if optional_blocks and optional_at is not None and text.startswith(OPTIONAL_CLOSE, index):
+        else:  # OPTIONAL_CLOSE of an open block
             optional_at = None
             index += len(OPTIONAL_CLOSE)
-            continue
-        index += 1
     if optional_at is not None:
         problems.append(Defect(optional_at, "optional block '$[[' is never closed: expected ']]'"))
     return Parsed(text, tuple(expressions), tuple(problems))
 
 
+def _next_token(text: str, index: int, optional_blocks: bool, block_open: bool) -> int:
+    """Where the next ``${{`` (and, with ``optional_blocks``, ``$[[`` or, inside a block, ``]]``) starts; -1."""
+    found = [text.find(OPEN, index)]
+    if optional_blocks:
+        found.append(text.find(OPTIONAL_OPEN, index))
+        if block_open:
+            found.append(text.find(OPTIONAL_CLOSE, index))
+    found = [at for at in found if at >= 0]
+    return min(found) if found else -1
+
+
 def _expression(text: str, start: int, expressions: list[Expression], problems: list[Defect]) -> int:
     """Parse the expression opening at ``start``; return the index just after it (or where scanning resumes)."""
     body_start = start + len(OPEN)
-    index = body_start
-    while index < len(text):
-        if text.startswith(OPEN, index):
-            problems.append(Defect(index, f"'${{{{' inside the expression opened at character {start + 1}: "
-                                    "expressions do not nest (close the first with '}}')"))  # fmt: skip
-            return _skip_nested(text, index)
+    brace = text.find("}", body_start)  # the first '}' ends the body: '}}' closes it, a single one is a slip
+    nested = text.find(OPEN, body_start, brace if brace >= 0 else len(text))
+    if nested >= 0:
+        problems.append(Defect(nested, f"'${{{{' inside the expression opened at character {start + 1}: "
+                                "expressions do not nest (close the first with '}}')"))  # fmt: skip
+        return _skip_nested(text, nested)
+    if brace >= 0:
+        index = brace
         if text.startswith(CLOSE, index):
             end = index + len(CLOSE)
             if text.startswith("}", end):
@@ -154,11 +166,9 @@ def _expression(text: str, start: int, expressions: list[Expression], problems: 
             while text.startswith("}", end):
                 end += 1
             return end
-        if text[index] == "}":
-            problems.append(Defect(index, f"a single '}}' closes the expression opened at character {start + 1}: "
-                                    "expected '}}'"))  # fmt: skip
-            return index + 1
-        index += 1
+        problems.append(Defect(index, f"a single '}}' closes the expression opened at character {start + 1}: "
+                                "expected '}}'"))  # fmt: skip
+        return index + 1
     problems.append(Defect(start, f"'${{{{' is never closed: expected '}}}}' after {text[body_start:][:40]!r}"))
     return len(text)
 

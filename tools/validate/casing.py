@@ -134,24 +134,39 @@ def _respell(value: str, entries: list[Entry]) -> str:
 
 def respell(data: Any, names: dict[str, list[Entry]]) -> Any:
     """``data`` with each string under a name of ``names`` (or in a list there) in the SDK's compared spelling,
-    where that spelling is allowed; rewritten in place (the caller passes its own copy) and returned."""
+    where that spelling is allowed. ``data`` is not changed: the mappings and lists on the way to a rewritten
+    value are copied (plain ``dict``/``list``), everything else is shared, and an unchanged ``data`` is returned
+    as is (most specs: no copy at all)."""
     if isinstance(data, dict):
+        out: dict | None = None
         for key, value in data.items():
             entries = names.get(key) if isinstance(key, str) else None
             if entries and isinstance(value, str):
-                data[key] = _respell(value, entries)
+                new = _respell(value, entries)
             elif entries and isinstance(value, list) and all(isinstance(item, str) for item in value):
-                data[key] = [_respell(item, entries) for item in value]
+                items = [_respell(item, entries) for item in value]
+                new = value if all(a is b for a, b in zip(items, value, strict=True)) else items
             else:
-                respell(value, names)
-    elif isinstance(data, list):
-        for item in data:
-            respell(item, names)
+                new = respell(value, names)
+            if new is not value:
+                if out is None:
+                    out = dict(data)
+                out[key] = new
+        return data if out is None else out
+    if isinstance(data, list):
+        copied: list | None = None
+        for index, item in enumerate(data):
+            new = respell(item, names)
+            if new is not item:
+                if copied is None:
+                    copied = list(data)
+                copied[index] = new
+        return data if copied is None else copied
     return data
 
 
 def to_sdk_spelling(kind: str, data: Any) -> Any:
-    """``data`` (a private copy) with enum values in the spelling azure-ai-ml compares for ``kind``."""
+    """``data`` with enum values in the spelling azure-ai-ml compares for ``kind`` (``data`` itself unchanged)."""
     from tools.validate.schema import schema_path
 
     try:

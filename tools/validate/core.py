@@ -17,7 +17,6 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.core.yamlio import plain
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR, INTERNAL, WARNING, Finding
 from tools.validate.rules import RuleContext, check_spec
@@ -102,8 +101,11 @@ def layer_c(spec: Spec) -> list[Finding]:
     from tools.validate.schema import validate_against_schema
 
     try:
-        data = to_sdk_spelling(spec.kind, plain(spec.data))  # enums as the SDK compares them (chat_completion)
-        return [spec.finding(tuple(i.key_path), i.message, "C") for i in validate_against_schema(spec.kind, data)]
+        def respelled(data: object) -> object:  # enums as the SDK compares them (chat_completion)
+            return to_sdk_spelling(spec.kind, data)
+
+        issues = validate_against_schema(spec.kind, spec.data, prepare=respelled)
+        return [spec.finding(tuple(i.key_path), i.message, "C") for i in issues]
     except Exception as error:  # noqa: BLE001 - one file's failure is that file's finding; the run goes on
         return [_internal(spec, "C", error)]
 

@@ -13,6 +13,7 @@ from tools.core.yamlio import YamlProblem, line_of, load_lined, read_text
 from tools.validate.findings import ERROR, WARNING, Finding
 from tools.validate.kind import infer_kind, mismatch, read_schema_line
 
+ESCAPE = re.compile(r"\\[xuUN_LP\r\n]")  # a double-quoted escape that spells other characters than it shows
 MODEL_TYPES = {"mlflow_model", "custom_model", "triton_model"}
 DATA_TYPES = {"uri_file", "uri_folder", "mltable"}
 
@@ -27,6 +28,11 @@ class Spec:
     findings: list[Finding] = field(default_factory=list)
     skipped: str | None = None  # not an az ml spec (a Prompt flow file, an MLTable...): why it is not checked
     placeholders: list[str] = field(default_factory=list)  # unfilled template placeholders: other layers skipped
+
+    def may_hold(self, token: str) -> bool:
+        """Whether some key or value could contain ``token``: each is a piece of the text, unless a double-quoted
+        escape (``\\x24``, an escaped line break) spells it. Lets a rule skip a walk of every value."""
+        return token in self.text or ("\\" in self.text and ESCAPE.search(self.text) is not None)
 
     def line(self, key_path: tuple) -> int | None:
         return line_of(self.data, key_path) if self.data is not None else None
@@ -122,6 +128,14 @@ PROSE = {"description", "display_name", "tags", "properties"}  # free text: not 
 SHELL = {"command", "args"}  # shell text (`<` redirections): only `{{...}}` is searched
 
 
+def _may_hold_placeholder(text: str) -> bool:
+    """Whether any key or value of the file could match a placeholder pattern (see ``Spec.may_hold``; the
+    patterns allow the whitespace that folding changes). One search of the text instead of a walk of every
+    value, for the files that have none (most)."""
+    return bool(("{{" in text and JINJA.search(text)) or ("<" in text and ANGLE.search(text))
+                or ("\\" in text and ESCAPE.search(text)))
+
+
 def _is_template_text(text: str) -> bool:
     """A value that is itself a template (a prompt pattern passed to a component: text with spaces around its
     ``{{field}}`` slots), not a spec field left unfilled (``{{asset.version}}``, ``{{image.name}}:{{tag}}``)."""
@@ -130,6 +144,8 @@ def _is_template_text(text: str) -> bool:
 
 def _placeholders(spec: Spec) -> None:
     """One error naming the unfilled placeholders (the other layers would only cascade from them)."""
+    if not _may_hold_placeholder(spec.text):
+        return
     found: list[tuple[tuple, str]] = []
 
     def walk(node: Any, path: tuple, patterns: tuple[re.Pattern, ...]) -> None:

@@ -16,13 +16,15 @@ with sorted keys, so it is byte-identical across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tools.core.errors import UserError
 from tools.core.repo import active
@@ -62,7 +64,16 @@ def _make_exporter_class() -> type:
     """Build the JSONSchema subclass lazily, so importing this module does not import marshmallow or the SDK."""
     from inspect import isclass
 
-    from azure.ai.ml._schema.core.fields import ExperimentalField, StringTransformedEnum, UnionField
+    from azure.ai.ml._schema.core.fields import (
+        DataBindingStr,
+        ExperimentalField,
+        NestedField,
+        StringTransformedEnum,
+        UnionField,
+    )
+    from azure.ai.ml._schema.pipeline.component_job import BaseNodeSchema
+
+    binding_string = DataBindingStr()._jsonschema_type_mapping()  # what the SDK's binding branch accepts
     from marshmallow import INCLUDE, Schema, fields
     from marshmallow.class_registry import get_class
     from marshmallow_jsonschema import JSONSchema
@@ -73,31 +84,81 @@ def _make_exporter_class() -> type:
     class AzureMLJSONSchema(JSONSchema):
         """marshmallow-jsonschema with the azure-ai-ml custom fields and a shared, recursion-safe definitions map."""
 
-        def __init__(self, *args: Any, shared: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, shared: dict[str, Any] | None = None, binding: Binding | None = None,
+                     **kwargs: Any) -> None:  # fmt: skip
             super().__init__(*args, **kwargs)
             self._shared = shared if shared is not None else {"defs": {}, "owners": {}}
             self._nested_schema_classes = self._shared["defs"]
+            self._binding = binding  # inside a pipeline step: where `${{...}}` is accepted (see _bindable)
+
+        @contextlib.contextmanager
+        def _binding_mode(self, binding: Binding | None) -> Iterator[None]:
+            saved, self._binding = self._binding, binding
+            try:
+                yield
+            finally:
+                self._binding = saved
+
+        # -- `${{...}}` inside pipeline steps ------------------------------------------------------------------
+        def get_properties(self, obj: Any) -> dict[str, Any]:
+            """A step's fields named in the SDK's skip list (``type``, ``component``, ``trial``, ``inputs``, at
+            every depth) take no binding; the others do (``_bindable``)."""
+            if self._binding is None:
+                return super().get_properties(obj)
+            properties = self.dict_class()
+            for name, field in sorted(obj.fields.items()):
+                with self._binding_mode(None if name in self._binding.skip else self._binding):
+                    properties[field.metadata.get("name") or field.data_key or field.name] = \
+                        self._get_schema_for_field(obj, field)  # fmt: skip
+            return properties
+
+        def _bindable(self, obj: Any, field: Any) -> dict[str, Any]:
+            """The schema of ``field`` inside a pipeline step, as azure-ai-ml's
+            ``support_data_binding_expression_for_fields`` (``_schema/_utils/data_binding_expression.py``) makes it
+            at load time: ``BaseNodeSchema.__init__`` turns every literal field into ``Union[DataBindingStr,
+            field]``, adds a ``DataBindingStr`` branch to unions, and goes on into the values of dicts and lists
+            and into nested schemas (once per schema class along the way: recursion stops there). Replayed here
+            on the JSON side, because the SDK patches field instances in place (and shares some between
+            classes): reading its state would make the export depend on what the process loaded before."""
+            binding = self._binding
+            assert binding is not None
+            if isinstance(field, UnionField):
+                return self._union(obj, field, with_binding=True)
+            if isinstance(field, (fields.Dict, fields.List, ExperimentalField)):
+                return self._get_schema_for_field(obj, field, plain=True)  # items and values stay in the mode
+            if isinstance(field, NestedField):
+                return self._get_schema_for_field(obj, field, plain=True)  # _from_nested_schema reads the mode
+            with self._binding_mode(None):
+                inner = self._get_schema_for_field(obj, field)
+            return self._with_null({"anyOf": [binding_string, inner]}, field)
+
+        def _union(self, obj: Any, field: Any, with_binding: bool = False) -> dict[str, Any]:
+            branches: list[dict[str, Any]] = [binding_string] if with_binding else []
+            seen: set[str] = {json.dumps(binding_string, sort_keys=True)} if with_binding else set()
+            for member in field.union_fields:
+                literal = not isinstance(member, (NestedField, fields.List, fields.Dict, UnionField))
+                with self._binding_mode(None if literal else self._binding):
+                    member_schema = self._get_schema_for_field(obj, member)
+                # flatten a bare nested anyOf (a union inside a union)
+                parts = member_schema["anyOf"] if set(member_schema) == {"anyOf"} else [member_schema]
+                for part in parts:
+                    key = json.dumps(part, sort_keys=True, default=str)
+                    if key not in seen:
+                        seen.add(key)
+                        branches.append(part)
+            schema = {"anyOf": branches}
+            self._with_metadata(schema, field)
+            return self._with_null(schema, field)
 
         # -- fields -------------------------------------------------------------------------------------------
-        def _get_schema_for_field(self, obj: Any, field: Any) -> dict[str, Any]:
+        def _get_schema_for_field(self, obj: Any, field: Any, plain: bool = False) -> dict[str, Any]:
+            if self._binding is not None and not plain:
+                return self._bindable(obj, field)
             if isinstance(field, ExperimentalField):
                 schema = dict(self._get_schema_for_field(obj, field.experimental_field))
                 return self._with_null(self._with_metadata(schema, field), field)
             if isinstance(field, UnionField):
-                branches: list[dict[str, Any]] = []
-                seen: set[str] = set()
-                for member in field.union_fields:
-                    member_schema = self._get_schema_for_field(obj, member)
-                    # flatten a bare nested anyOf (a union inside a union)
-                    parts = member_schema["anyOf"] if set(member_schema) == {"anyOf"} else [member_schema]
-                    for part in parts:
-                        key = json.dumps(part, sort_keys=True, default=str)
-                        if key not in seen:
-                            seen.add(key)
-                            branches.append(part)
-                schema = {"anyOf": branches}
-                self._with_metadata(schema, field)
-                return self._with_null(schema, field)
+                return self._union(obj, field)
             if type(field) is fields.Field:  # an untyped field accepts any value
                 schema = {"title": field.data_key or field.name or ""}
                 return self._with_null(self._with_metadata(schema, field), field)
@@ -171,6 +232,15 @@ def _make_exporter_class() -> type:
                 raise TypeError(f"unsupported nested value {nested!r}")
 
             name = self._definition_name(nested_cls, only, exclude)
+            binding = self._binding
+            if issubclass(nested_cls, BaseNodeSchema):  # a pipeline step: bindings from here down
+                binding = Binding(NODE_BINDING_SKIP, (nested_cls.__name__,))
+            elif binding is not None:
+                if nested_cls.__name__ in binding.stack or not isinstance(field, NestedField):
+                    binding = None  # the SDK goes into each schema class once, and only through its NestedField
+                else:
+                    binding = Binding(binding.skip, (*binding.stack, nested_cls.__name__))
+                    name += "__bindings"
             defs = self._shared["defs"]
             if name not in defs:
                 defs[name] = {}  # placeholder: a recursive reference resolves to this name
@@ -179,6 +249,7 @@ def _make_exporter_class() -> type:
                     props_ordered=self.props_ordered,
                     definitions_path=self.definitions_path,
                     shared=self._shared,
+                    binding=binding,
                 )
                 body = child.dump(make())
                 strict = nested_cls.__name__ in STRICT_OVERRIDES
@@ -200,6 +271,16 @@ def _make_exporter_class() -> type:
     return AzureMLJSONSchema
 
 
+class Binding(NamedTuple):
+    """Inside a pipeline step: the field names that take no binding, and the schema classes gone into so far."""
+
+    skip: frozenset[str]
+    stack: tuple[str, ...]
+
+
+NODE_BINDING_SKIP = frozenset({"type", "component", "trial", "inputs"})  # BaseNodeSchema.__init__'s attrs_to_skip
+
+
 def _resolve_class(dotted: str) -> type:
     module_name, _, class_name = dotted.rpartition(".")
     try:
@@ -213,10 +294,31 @@ def export_schema(kind: str, spec: dict[str, Any], base_url: str) -> dict[str, A
     """Return the Draft 7 JSON schema dict for one kind of ``kinds.yaml``; a list of schema classes (the SDK picks
     one by ``type:`` or ``task:``) becomes an ``anyOf`` of their roots."""
     _import_sdk()
-    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
 
     dotted = spec["schema_class"]
     classes = [_resolve_class(name) for name in (dotted if isinstance(dotted, list) else [dotted])]
+    with _sdk_binding_patch_off():
+        return _export(kind, spec, base_url, classes)
+
+
+@contextlib.contextmanager
+def _sdk_binding_patch_off() -> Iterator[None]:
+    """While exporting, a pipeline step's schema does not patch its fields for bindings (the exporter replays
+    that on the JSON side, ``_bindable``): the SDK patches in place, also union members that other classes share,
+    so each export would otherwise see what the ones before it instantiated."""
+    from azure.ai.ml._schema.pipeline import component_job
+
+    saved = component_job.support_data_binding_expression_for_fields
+    component_job.support_data_binding_expression_for_fields = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        component_job.support_data_binding_expression_for_fields = saved
+
+
+def _export(kind: str, spec: dict[str, Any], base_url: str, classes: list[type]) -> dict[str, Any]:
+    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+
     exporter_cls = _make_exporter_class()
     shared: dict[str, Any] = {"defs": {}, "owners": {}}
     definitions: dict[str, Any] = {}

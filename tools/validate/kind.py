@@ -26,6 +26,20 @@ def _fold(name: str) -> str:
 
 
 def read_schema_line(url: str) -> SchemaLine:
+    """What ``url`` says (remembered per repo root: a run reads the same few URLs hundreds of times)."""
+    from tools.core.repo import active
+
+    key = (active().root, url)
+    line = _LINES.get(key)
+    if line is None:
+        line = _LINES[key] = _read_schema_line(url)
+    return line
+
+
+_LINES: dict[tuple[Any, str], SchemaLine] = {}
+
+
+def _read_schema_line(url: str) -> SchemaLine:
     table = kinds_table()
     url = url.strip()
     name = url.rstrip("/").rsplit("/", 1)[-1]
@@ -59,10 +73,28 @@ def spec_type(data: dict[str, Any]) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
+def _shape(data: dict[str, Any]) -> tuple[str | None, frozenset]:
+    """All that infer_kind and mismatch read of a spec: its ``type:`` and its top-level keys."""
+    return spec_type(data), frozenset(data)
+
+
 def infer_kind(data: dict[str, Any], among: tuple[str, ...] | None = None) -> str | None:
     """The kind a spec's content looks like, independent of its ``$schema`` line: the kinds whose ``types`` hold
     its ``type:`` (every kind when it has none or none matches), the one with the most of its ``keys`` present
-    (the first listed wins a tie); an untyped spec needs at least one of its kind's keys."""
+    (the first listed wins a tie); an untyped spec needs at least one of its kind's keys. Remembered by the
+    spec's shape (``_shape``) per repo root: a corpus has a few dozen shapes over hundreds of files."""
+    from tools.core.repo import active
+
+    key = (active().root, "infer", among, _shape(data))
+    if key not in _MEMO:
+        _MEMO[key] = _infer_kind(data, among)
+    return _MEMO[key]
+
+
+_MEMO: dict[tuple, Any] = {}
+
+
+def _infer_kind(data: dict[str, Any], among: tuple[str, ...] | None) -> str | None:
     table = kinds()
     names = list(among) if among else list(table)
     typed = spec_type(data)
@@ -89,7 +121,16 @@ def _score(facts: dict[str, Any], data: dict[str, Any]) -> int:
 
 def mismatch(declared: str, data: dict[str, Any]) -> str | None:
     """The kind the content is when it cannot be ``declared`` (``type:`` outside the kind's types, or the content
-    is plainly another command's kind); None when it may be."""
+    is plainly another command's kind); None when it may be (remembered as infer_kind is)."""
+    from tools.core.repo import active
+
+    key = (active().root, "mismatch", declared, _shape(data))
+    if key not in _MEMO:
+        _MEMO[key] = _mismatch(declared, data)
+    return _MEMO[key]
+
+
+def _mismatch(declared: str, data: dict[str, Any]) -> str | None:
     facts = kinds()[declared]
     typed = spec_type(data)
     types = facts.get("types") or []

@@ -43,6 +43,7 @@ def _key(kind: str) -> tuple[Path, str]:
 _JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
                "object": "object", "array": "array", "null": "null"}
 _MAX_VALUE_CHARS = 60
+BINDING_PATTERN = r"\$\{\{\s*(\S*)\s*\}\}"  # azure-ai-ml's DataBindingStr, as the export writes it
 
 
 # ---------------------------------------------------------------------------------------------- kinds and files
@@ -103,10 +104,16 @@ def _generate(text: str) -> str:
     import fastjsonschema
 
     code = fastjsonschema.compile_to_code(_type_first(json.loads(text)), use_default=False, detailed_exceptions=False)
+    # fastjsonschema names each nested value with `"<template>".format(**locals())`, which copies every local of
+    # the function on each call; the same template as an f-string reads only the names it holds
+    code = _FORMAT_LOCALS.sub(lambda m: "f" + m.group(1), code)
     match = re.search(r"^def (\w+)\(", code, re.M)
     if match is None:
         raise RuntimeError("fastjsonschema generated no validate function")
     return f"{code}\n\nENTRY = {match.group(1)}\n"
+
+
+_FORMAT_LOCALS = re.compile(r'("(?:[^"\\\n]|\\.)*")\.format\(\*\*locals\(\)\)')
 
 
 def _compile_fast(kind: str) -> Callable[[Any], Any]:
@@ -269,21 +276,79 @@ def warm(kind_names: Iterable[str] | None = None) -> None:
         _fast_validator(kind)
 
 
-def validate_against_schema(kind: str, data: Any) -> list[Problem]:
-    """Issues for ``data`` (what ``yaml.safe_load`` gives) against the exported schema of ``kind``; [] if valid."""
+def validate_against_schema(kind: str, data: Any, prepare: Callable[[Any], Any] | None = None) -> list[Problem]:
+    """Issues for ``data`` (what ``yaml.safe_load`` gives) against the exported schema of ``kind``; [] if valid.
+
+    ``prepare`` (layer C's respelling of enums, tools.validate.casing) is applied only when ``data`` as given
+    does not pass: it only rewrites values towards allowed spellings, so a spec that passes as given passes
+    prepared, and most specs skip its walk."""
     fast = _fast_validator(kind)
-    fast_error: Exception | None = None
     try:
         fast(data)
         return []
     except Exception as exc:  # JsonSchemaException, or a TypeError on odd YAML (non-string keys)
-        fast_error = exc
+        fast_error: Exception = exc
+    if prepare is not None:
+        data = prepare(data)
+        if not isinstance(fast_error, _NoFastPath):
+            try:
+                fast(data)
+                return []
+            except Exception as exc:  # noqa: BLE001 - as above
+                fast_error = exc
+    if isinstance(data, dict) and not isinstance(fast_error, _NoFastPath):
+        extras_only = _unknown_top_level_keys_only(kind, data, fast)
+        if extras_only is not None:
+            return extras_only
     issues = _precise_issues(_slow_validator(kind), data)
     if not issues and isinstance(fast_error, _NoFastPath):
         return []
     if not issues:  # the two validators disagree (e.g. a format check): keep fastjsonschema's word
         issues = [_issue_from_fast(fast_error)]
     return issues
+
+
+def _unknown_top_level_keys_only(kind: str, data: dict, fast: Callable[[Any], Any]) -> list[Problem] | None:
+    """The issues when unknown top-level keys are a spec's only fault (a model spec's ``isArchived``), or None.
+
+    Draft 7 reports exactly these then: the root's ``additionalProperties`` error, one issue per unknown key; so
+    when the rest of the spec passes the fast path, the precise validator's walk of the whole spec is skipped."""
+    root = _strict_root(kind)
+    if root is None:
+        return None
+    known, patterns = root
+    extras = [key for key in data if key not in known and not (isinstance(key, str) and any(
+        p.search(key) for p in patterns))]  # fmt: skip
+    if not extras:
+        return None
+    try:
+        fast({key: value for key, value in data.items() if key not in extras})
+    except Exception:  # noqa: BLE001 - other faults too: the precise path words them all
+        return None
+    names = [name for name in known if isinstance(name, str)]
+    issues = [Problem((key,), f"unknown key {_short(key)}{_did_you_mean(key, names)}") for key in extras]
+    return sorted(issues, key=lambda issue: (tuple(str(part) for part in issue.key_path), issue.message))
+
+
+_roots: dict[tuple[Path, str], tuple[dict, list[re.Pattern]] | None] = {}
+
+
+def _strict_root(kind: str) -> tuple[dict, list[re.Pattern]] | None:
+    """(properties, patternProperties) of ``kind``'s root when it is one plain object schema that rejects unknown
+    keys (no union, no other applicator at the top); None otherwise."""
+    key = _key(kind)
+    if key not in _roots:
+        schema = json.loads(_schema_text(kind))
+        ref = schema.get("$ref")
+        found = None
+        if isinstance(ref, str) and ref.startswith("#/definitions/") and not schema.get("anyOf"):
+            root = schema.get("definitions", {}).get(ref.rsplit("/", 1)[-1])
+            if isinstance(root, dict) and root.get("additionalProperties") is False \
+                    and set(root) <= {"type", "properties", "required", "additionalProperties", "patternProperties",
+                                      "description"}:  # fmt: skip
+                found = (root.get("properties") or {}, [re.compile(p) for p in root.get("patternProperties") or {}])
+        _roots[key] = found
+    return _roots[key]
 
 
 def _issue_from_fast(error: Exception) -> Problem:
@@ -370,6 +435,10 @@ def _union_issues(error: Any) -> list[Problem]:
             for e in errors
         ):
             continue  # a branch without a `type` key at all: not the one a typed value was meant for
+        if isinstance(instance, str) and "${{" not in instance and all(
+            e.validator == "pattern" and e.validator_value == BINDING_PATTERN for e in errors
+        ):
+            continue  # a pipeline step's `${{...}}` alternative (export.py): not what a plain string was meant as
         alive.append(errors)
 
     if not alive:

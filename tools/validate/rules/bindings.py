@@ -25,7 +25,7 @@ from typing import Any
 from tools.validate.bindings import ERROR, OPEN, WARNING, Defect, Expression, Parsed, Place, parse
 from tools.validate.bindings import check as check_text
 from tools.validate.document import Spec
-from tools.validate.rules._walk import walk
+from tools.validate.rules._walk import strings_with
 
 COMMAND_KEYS = ("command", "args", "program_arguments", "input_data", "output_data", "append_row_to")
 NODE_KEYS = ("true_block", "false_block", "body")
@@ -51,7 +51,7 @@ def parent_binding(value: Any) -> tuple[str, str] | None:
 
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     data = spec.data
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not spec.may_hold(OPEN):  # every check below starts at a `${{`
         return
     if isinstance(data.get("jobs"), dict):
         _pipeline(spec, data, (), emit)
@@ -68,9 +68,7 @@ def _document(data: dict, base: tuple, emit, sweep: bool = False, own: dict | No
     ``own``: the inputs, outputs and search space the expressions resolve against when they are not ``data``'s own
     (an inline step's command resolves against the step)."""
     scope = own if own is not None else data
-    for path, value in walk(data, base):
-        if not isinstance(value, str) or OPEN not in value:
-            continue
+    for path, value in strings_with(data, OPEN, base):
         relative = path[len(base) :]
         if relative[:1] == ("outputs",):
             place = Place.OUTPUT_PATH
@@ -120,9 +118,7 @@ def _step(spec: Spec, base: tuple, step: dict, tables: dict, emit) -> None:  # n
         if key in COMMAND_KEYS or key in ("trial", "task"):
             _document({key: node}, base, emit, sweep=key == "trial", own=own)
             continue
-        for path, value in walk(node, (*base, key)):
-            if not isinstance(value, str) or OPEN not in value:
-                continue
+        for path, value in strings_with(node, OPEN, (*base, key)):
             relative = path[len(base) :]
             if key == "outputs":
                 place, singular = Place.STEP_OUTPUT, len(relative) == 2

@@ -11,7 +11,7 @@ import re
 from tools.validate.bindings import OPEN, substitute
 from tools.validate.document import Spec
 from tools.validate.findings import WARNING
-from tools.validate.rules._walk import walk
+from tools.validate.rules._walk import strings_with
 
 REGISTRY_ASSET = re.compile(
     r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
@@ -38,8 +38,10 @@ def model_name_from_uri(uri: object) -> str | None:
 
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
     """Every azureml: reference in the spec is well-formed."""
-    for path, value in walk(spec.data):
-        if not isinstance(value, str) or path == ("$schema",):
+    if not spec.may_hold("azureml:"):  # every check below is of a value that starts with it
+        return
+    for path, value in strings_with(spec.data, "azureml:"):
+        if not value.startswith("azureml:") or path == ("$schema",):
             continue
         # ${{default_datastore}}, ${{name}}: Azure fills them in; their own shape is rules.bindings'
         shape = substitute(value) if OPEN in value else value
