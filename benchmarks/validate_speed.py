@@ -63,7 +63,8 @@ def _cli(root: Path, paths: list[str], *extra: str) -> tuple[float, str]:
     result = subprocess.run([sys.executable, "-m", "tools", "validate", *paths, "--format", "json", "--output",
                              os.devnull, *extra], cwd=root, capture_output=True, text=True)  # fmt: skip
     wall = time.perf_counter() - start
-    print(f"  ({' '.join(extra) or 'defaults'}: {wall:.2f} s wall, {_cpu() - cpu:.2f} s CPU in all its processes)")
+    # CPU as the CLI accounts for it: its own and its reaped children's (a forkserver's workers are not its own)
+    print(f"  ({' '.join(extra) or 'defaults'}: {wall:.2f} s wall, {_cpu() - cpu:.2f} s CPU reaped by the CLI)")
     return wall, result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
 
 

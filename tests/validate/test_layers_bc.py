@@ -285,3 +285,27 @@ def test_layer_c_knows_the_sdk_binding_pattern(sdk: Any) -> None:
     from tools.validate.schema import BINDING_PATTERN
 
     assert DataBindingStr()._jsonschema_type_mapping()["pattern"] == BINDING_PATTERN
+
+
+def test_reused_validation_schemas_give_the_sdks_own_verdicts(sdk: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sdk._reuse_validation_schemas (one marshmallow schema per entity class and context) finds what the SDK's
+    own property (a new schema on every use) finds, on every broken pipeline and component of BROKEN and the
+    valid specs, each checked twice so that the second check runs on reused schemas."""
+    from azure.ai.ml.entities._validation.schema import SchemaValidatableMixin
+
+    cases = [(rel, mutate) for rel, mutate, *_ in BROKEN.values() if rel.startswith(("jobs/", "components/"))]
+    cases += [(rel, lambda data: None) for rel in VALID if rel.startswith(("jobs/", "components/"))]
+
+    def verdicts() -> list[list[Any]]:
+        out = []
+        for rel, mutate in cases:
+            data = load(rel)
+            mutate(data)
+            for _ in range(2):
+                out.append(sdk_check.check_with_sdk(VALID[rel], dump(data), FIXTURES / rel))
+        return out
+
+    reused = verdicts()
+    monkeypatch.setattr(SchemaValidatableMixin, "_schema_for_validation", sdk_check._sdk_schema_for_validation)
+    assert verdicts() == reused
+    assert any(reused) and not all(reused)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,20 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Yield a file object; on success it replaces ``path`` atomically, on any exception it is removed."""
-    target = Path(path)
+    """Yield a file object; on success it replaces ``path`` atomically, on any exception it is removed.
+
+    A ``path`` that exists and is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place:
+    renaming over it would replace the device with a file. A symbolic link is followed, so the link stays and its
+    target is replaced."""
+    try:
+        kind = os.stat(path).st_mode  # through links
+    except OSError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        with open(path, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+        return
+    target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     umask = os.umask(0)

@@ -54,8 +54,8 @@ def import_sdk() -> Any:
 
 
 def _speed_up(sdk: Any) -> None:
-    """Two patches that change no verdict, only the time the SDK takes (about 1 s a spec with findings, 0.1 s a
-    spec without, down to a few ms):
+    """Patches that change no verdict, only the time the SDK takes (about 1 s a spec with findings, 0.1 s a
+    spec without, down to a few ms; pipelines about half their time, ``_reuse_validation_schemas``):
 
     - ``MutableValidationResult.resolve_location_for_diagnostics`` re-parses the file with strictyaml to attach
       file/line locations to each diagnostic; this module never reads them (lines come from our own parse).
@@ -69,12 +69,49 @@ def _speed_up(sdk: Any) -> None:
     from azure.ai.ml.entities._validation.core import MutableValidationResult
 
     MutableValidationResult.resolve_location_for_diagnostics = lambda self, *args, **kwargs: None
+    _reuse_validation_schemas()
     loader = getattr(yaml, "CSafeLoader", None)
     if loader is not None and isinstance(getattr(utils, "yaml", None), types.ModuleType):
         fast = types.ModuleType("yaml")
         fast.__dict__.update(yaml.__dict__)
         fast.safe_load = lambda stream: yaml.load(stream, Loader=loader)  # noqa: S506 - the safe loader in C
         utils.yaml = fast
+
+
+_MAX_VALIDATION_SCHEMAS = 512
+
+
+def _reuse_validation_schemas() -> None:
+    """``SchemaValidatableMixin._schema_for_validation`` builds a new marshmallow schema on every use: twice per
+    entity per ``_validate()`` (dump, then validate), for every step of a pipeline. A step's schema is the costly
+    kind (``BaseNodeSchema.__init__`` patches every field for ``${{...}}`` bindings, nested schemas included):
+    most of a pipeline's validation time. Its only input is the context, the entity's base path (the SDK itself
+    notes that nested schemas keep the context of their first use), and a marshmallow schema keeps no state
+    between ``dump``/``validate`` calls, so one instance per (entity class, context) gives the same verdicts;
+    the corpus checks this (the same findings with and without)."""
+    from azure.ai.ml.entities._validation.schema import SchemaValidatableMixin
+
+    made: dict[tuple, Any] = {}
+
+    def schema_for_validation(self: Any) -> Any:
+        context = self._default_context()
+        try:
+            key = (type(self), tuple(sorted((str(k), str(v)) for k, v in context.items())))
+        except (AttributeError, TypeError):  # a context that is not a plain mapping: build as the SDK does
+            return self._create_schema_for_validation(context=context)
+        schema = made.get(key)
+        if schema is None:
+            if len(made) >= _MAX_VALIDATION_SCHEMAS:
+                made.clear()
+            schema = made[key] = self._create_schema_for_validation(context=context)
+        return schema
+
+    global _sdk_schema_for_validation
+    _sdk_schema_for_validation = SchemaValidatableMixin._schema_for_validation
+    SchemaValidatableMixin._schema_for_validation = property(schema_for_validation)
+
+
+_sdk_schema_for_validation: Any = None  # the SDK's own property (tests compare verdicts with it)
 
 
 def check_with_sdk(kind: str, text: str, origin: Path) -> list[Problem]:
