@@ -4,7 +4,7 @@
 
 Each spec of the corpus (default ``../shared/corpus``) that validates with no error gets, one at a time, an unknown
 key at depth (a near-miss of a key beside it), a wrong type (an integer made a word), a bad name, an out-of-range
-count and a dangling binding (where it has one). Nothing is written: the mutant text is parsed with the original's
+count (0) and a dangling binding (where it has one). Nothing is written: the mutant text is parsed with the original's
 path, so its local references still resolve (the corpus stays read-only). A mutation is caught when an error names
 its key path (or a key below it). Prints a table of catches per kind and mutation; asserts nothing.
 """
@@ -27,7 +27,9 @@ from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.findings import ERROR
 
-FREE = {"tags", "properties", "environment_variables", "conf", "inputs", "outputs", "description", "identity"}
+FREE = {"tags", "properties", "environment_variables", "conf", "inputs", "outputs", "description", "identity",
+        "system_metadata", "spark_configuration"}  # free-form maps (registry facts, Spark's own settings)
+STRING_OR_INT = {"version"}  # Azure takes a word there too: "abc" is no wrong type
 COUNTS = {"instance_count", "max_instances", "max_total_trials", "max_concurrent_trials", "max_trials",
           "max_concurrency_per_instance", "request_timeout_ms", "process_count_per_instance"}
 BINDING = re.compile(r"\$\{\{\s*(parent\.)?inputs\.([A-Za-z_][\w]*)\s*\}\}")
@@ -55,14 +57,15 @@ def plantings(data: dict) -> dict[str, tuple[tuple, Any]]:
         path, node = max(deep, key=lambda item: len(item[0]))
         key = next(k for k in node if isinstance(k, str) and len(k) > 4)
         found["unknown-key"] = ((*path, key[:-2] + key[-1] + key[-2]), node[key])
-    ints = [(p, v) for p, v in nodes if isinstance(v, int) and not isinstance(v, bool) and p]
+    ints = [(p, v) for p, v in nodes if isinstance(v, int) and not isinstance(v, bool) and p
+            and p[-1] not in STRING_OR_INT]
     if ints:
         found["wrong-type"] = (ints[0][0], "abc")
     if isinstance(data.get("name"), str):
         found["bad-name"] = (("name",), "bad name!")
     counts = [p for p, v in nodes if p and p[-1] in COUNTS and isinstance(v, int)]
     if counts:
-        found["out-of-range"] = (counts[0], -1)
+        found["out-of-range"] = (counts[0], 0)  # not -1: Azure's own parallel components ship it (a warning)
     for path, value in nodes:
         match = BINDING.search(value) if isinstance(value, str) else None
         if match:

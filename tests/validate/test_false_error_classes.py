@@ -142,3 +142,15 @@ def test_exported_schemas_take_bindings_where_a_pipeline_step_does() -> None:
     standalone = {"type": "command", "command": "echo", "environment": "azureml:env:1",
                   "resources": {"instance_count": "${{inputs.n}}"}}  # fmt: skip
     assert [i.key_path for i in validate_against_schema("commandJob", standalone)] == [("resources", "instance_count")]
+
+
+def test_a_misspelt_key_holding_an_expression_is_still_a_typo(tmp_path: Path) -> None:
+    """C's objections to `${{...}}` values are dropped (Azure resolves them), but not a near-miss key's: the value
+    does not make `process_count_per_instanec` a key Azure knows."""
+    text = PIPELINE + ("inputs: {n: 2}\njobs:\n  a:\n    type: command\n"
+                       "    component: {command: echo, environment: 'azureml:env:1'}\n"
+                       "    distribution:\n      type: pytorch\n"
+                       "      process_count_per_instanec: '${{parent.inputs.n}}'\n")  # fmt: skip
+    errors = [f for f in _check(tmp_path, text) if f.severity == ERROR]
+    assert [f.key_path for f in errors] == [("jobs", "a", "distribution", "process_count_per_instanec")], errors
+    assert "did you mean 'process_count_per_instance'" in errors[0].message

@@ -309,3 +309,15 @@ def test_reused_validation_schemas_give_the_sdks_own_verdicts(sdk: Any, monkeypa
     monkeypatch.setattr(SchemaValidatableMixin, "_schema_for_validation", sdk_check._sdk_schema_for_validation)
     assert verdicts() == reused
     assert any(reused) and not all(reused)
+
+
+def test_sdk_key_paths_name_what_is_in_the_file(sdk: Any, tmp_path: Path) -> None:
+    """marshmallow's Dict field wraps its entries' errors in `value`: the key path drops it where the spec has no
+    such key (and keeps a real `value` key, such as auto_delete_setting.value)."""
+    text = ("$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json\ntype: pipeline\n"
+            "name: p\ninputs: {n: {type: integer}}\njobs:\n  a:\n    type: command\n    component:\n"
+            "      command: echo hi\n      environment: azureml:env:1\n"
+            "    resources: {instance_coutn: '${{parent.inputs.n}}'}\n")  # fmt: skip
+    issues = sdk_check.check_with_sdk("pipelineComponent", text, tmp_path / "p.yml")
+    assert [i.key_path for i in issues] == [("jobs", "a", "resources", "instance_coutn")], issues
+    assert sdk_check._through_data(("settings", "value"), {"settings": {"value": 1}}) == ("settings", "value")

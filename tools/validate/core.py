@@ -143,12 +143,13 @@ def reconcile(spec: Spec, c: list[Finding], b: list[Finding] | None) -> list[Fin
     never reaches Azure), and is a warning otherwise (azure-ai-ml drops it before the request); and a structural
     mismatch (a list or mapping where a scalar belongs, or the reverse) stays, since the SDK passes some of those
     to the service unchecked (``version: [1]``). Without layer
-    B, C stands alone, less only its objections to ``${{...}}`` expressions (resolved by Azure at run time)."""
+    B, C stands alone, less only its objections to ``${{...}}`` expressions (resolved by Azure at run time; a
+    near-miss key holding one is still a typo)."""
     out: list[Finding] = []
     for finding in c:
         value = _value_at(spec.data, finding.key_path)
-        if isinstance(value, str) and "${{" in value:
-            continue
+        if isinstance(value, str) and "${{" in value and "did you mean" not in finding.message:
+            continue  # Azure resolves the expression at run time; a misspelt key stays misspelt whatever its value
         if b is None or any(_related(finding.key_path, other.key_path) for other in b) or _structural(finding):
             out.append(finding)
         elif finding.message.startswith("unknown key"):

@@ -382,6 +382,28 @@ def export_all(kinds_file: Path | None = None) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=4)
 def _export_all(kinds_file: Path, _mtime_ns: int) -> dict[str, str]:
+    """The export, computed in a fresh interpreter: azure-ai-ml patches schema fields in place as it loads specs
+    (union members shared between classes gain binding branches), so an export in a process that has loaded
+    pipelines (a test session, a validator run) would differ from the one ``python -m tools schemas export``
+    makes."""
+    import subprocess
+
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    code = ("import json, sys\nfrom pathlib import Path\nfrom tools.core.offline import apply_offline_env\n"
+            "from tools.core.repo import select\nfrom tools.validate.export import export_here\n"
+            "apply_offline_env()\nselect(sys.argv[1])\n"
+            "sys.stdout.write(json.dumps(export_here(Path(sys.argv[2]))))\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code, str(active().root), str(kinds_file)], env=env,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        raise UserError(f"schema export failed: {lines[-1] if lines else f'exit {result.returncode}'}")
+    return json.loads(result.stdout)
+
+
+def export_here(kinds_file: Path) -> dict[str, str]:
+    """The export in this process (a fresh one: see _export_all)."""
     table = load_kinds(kinds_file)
     base_url = str(table["schema_base_url"])
     return {

@@ -362,7 +362,7 @@ def _finish(issues: list[Problem], data: Any, origin: Path) -> list[Problem]:
     seen: set[Problem] = set()
     for issue in issues:
         message = issue.message.replace(base + "/", "" if display_base == "." else display_base + "/")
-        path = issue.key_path
+        path = _through_data(issue.key_path, data)
         if message == "unknown key" and path:
             message = f"unknown key {path[-1]!r}"
         elif message == "missing required key" and path:
@@ -374,6 +374,24 @@ def _finish(issues: list[Problem], data: Any, origin: Path) -> list[Problem]:
             seen.add(fixed)
             out.append(fixed)
     return sorted(out, key=lambda i: (tuple(str(p) for p in i.key_path), i.message))
+
+
+def _through_data(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """``path`` less the ``value``/``key`` segments marshmallow's ``Dict`` field adds to its errors
+    (``jobs.<step>.value.resources...``), where the spec has no such key: the path then names what is in the file."""
+    out: list[str | int] = []
+    node = data
+    for part in path:
+        if isinstance(node, dict) and part in ("value", "key") and part not in node and out:
+            continue
+        out.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(out)
 
 
 def _safe_parse(text: str) -> Any:

@@ -66,3 +66,14 @@ def test_cluster_names_from_arm_ids() -> None:
     assert names.cluster_name("azureml:/subscriptions/s/resourceGroups/r/providers/Microsoft.MachineLearningServices/"
                               "workspaces/w/computes/gpu-a100") == "gpu-a100"  # fmt: skip
     assert names.cluster_name("serverless") is None and names.cluster_name("local") is None
+
+
+def test_feature_store_names_follow_the_workspace_and_asset_rules(run_rule) -> None:
+    """A feature store is a workspace (3-33 characters); its feature sets and entities are assets."""
+    assert run_rule(names.check, {"name": "my_fs-01", "location": "eastus"}, kind="featureStore") == []
+    [found] = run_rule(names.check, {"name": "bad name!", "location": "eastus"}, kind="featureStore")
+    assert found[0] == ("name",) and "3-33 characters" in found[3]
+    for kind in ("featureSet", "featureStoreEntity"):
+        assert run_rule(names.check, {"name": "transactions.v2", "version": "1"}, kind=kind) == []
+        [found] = run_rule(names.check, {"name": "bad name!", "version": "1"}, kind=kind)
+        assert found[0] == ("name",) and found[2] == "name"

@@ -10,6 +10,7 @@ catalog    SKU allow-lists, GPU counts, retired models, unknown VM sizes
 files      local paths exist
 policy     everything ``policy: prod`` means
 kinds      the few checks that belong to one kind only (identities, a model's path, version types)
+open_keys  near-miss keys where the SDK takes any key (a component's ``resources``)
 
 Pure functions over parsed specs; ``spec_from_dict`` (tools.validate.document) builds a Spec from a literal dict
 for tests.
@@ -47,10 +48,10 @@ class RuleContext:
 
 
 def _concerns() -> list[Callable[[Spec, Emit, RuleContext], None]]:
-    from tools.validate.rules import bindings, catalog, contracts, files, kinds, names, policy, ranges, uris
+    from tools.validate.rules import bindings, catalog, contracts, files, kinds, names, open_keys, policy, ranges, uris
 
     return [uris.check, bindings.check, contracts.check, names.check, ranges.check, catalog.check, files.check,
-            policy.check, kinds.check]  # fmt: skip
+            policy.check, kinds.check, open_keys.check]  # fmt: skip
 
 
 def check_spec(spec: Spec, context: RuleContext) -> list[Finding]:

@@ -7,14 +7,17 @@
   rules, Microsoft.MachineLearningServices ``workspaces / computes``), the compute-cluster how-to gives 3-24, a letter
   first, letters, digits and '-', a '-' followed by a letter somewhere later (how-to-create-attach-compute-cluster,
   "Compute name"). We accept 2-24 characters, a letter first, letters, digits and hyphens.
-* Asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.', at most 255.
+* Asset names (data, models, environments, feature sets and entities): a letter or digit, then letters, digits,
+  '-', '_', '.', at most 255.
 * Job and schedule names: a letter or digit, then letters, digits, '-' or '_', at most 255 (Azure ML's run id
   rule, reference-yaml-job-command "name"; the service refuses others at submission).
 * Component names: a lower-case letter, then lower-case letters, digits or '_' (azure-ai-ml ``ComponentNameStr``,
   ``PythonFuncNameStr._deserialize``: ``^[a-z][a-z\\d_]*$``; ``az ml component create`` refuses others).
 * Datastore names: letters, digits and underscores (reference-yaml-datastore-blob "name": "Name of the datastore").
-* Workspace and registry names: 3-33 characters, a letter or digit first, then letters, digits, '-' or '_' (ARM
-  naming rules for Microsoft.MachineLearningServices workspaces and registries).
+* Workspace, registry and feature store names: 3-33 characters, a letter or digit first, then letters, digits, '-'
+  or '_' (ARM naming rules for Microsoft.MachineLearningServices workspaces and registries; a feature store is a
+  workspace of kind FeatureStore).
+* Feature sets and feature store entities are versioned assets of a feature store: the asset rule above.
 * Batch and Kubernetes endpoint and deployment names follow the online endpoint rule above (the SDK's
   ``EndpointConfigurations.NAME_REGEX_PATTERN`` covers every endpoint and deployment).
 * The cluster a job, a pipeline step (``compute:``) or a registry component input (``compute_finetune`` and the
@@ -37,7 +40,8 @@ from tools.validate.rules._walk import get_path, walk
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,23}$")
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-ASSET_KINDS = {"data": "asset", "model": "asset", "environment": "environment", "dataImport": "asset"}
+ASSET_KINDS = {"data": "asset", "model": "asset", "environment": "environment", "dataImport": "asset",
+               "featureSet": "feature set", "featureStoreEntity": "feature store entity"}
 COMPUTE_KINDS = ("amlCompute", "computeInstance")
 NAMED_COMPUTE_KINDS = (*COMPUTE_KINDS, "vmCompute", "kubernetesCompute")
 ENDPOINT_KINDS = ("managedOnlineEndpoint", "kubernetesOnlineEndpoint", "batchEndpoint")
@@ -52,7 +56,7 @@ OTHER_NAMES: dict[tuple[str, ...], tuple[re.Pattern[str], str]] = {
         (re.compile(r"^[a-z][a-z0-9_]*$"), "must be a lower-case letter, then lower-case letters, digits or '_'"),
     ("azureBlob", "azureFile", "azureDataLakeGen1", "azureDataLakeGen2"):
         (re.compile(r"^[A-Za-z0-9_]{1,255}$"), "must hold only letters, digits and '_'"),
-    ("workspace", "registry"): (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"),
+    ("workspace", "registry", "featureStore"): (re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"),
                                 "must be 3-33 characters: a letter or digit, then letters, digits, '-' or '_'"),
 }
 NOT_A_CLUSTER = ("serverless", "local")  # compute values that name no cluster
