@@ -52,10 +52,11 @@ def plantings(data: dict) -> dict[str, tuple[tuple, Any]]:
     """mutation -> (key path, value) for the mutations this spec can take."""
     nodes = _nodes(data)
     found: dict[str, tuple[tuple, Any]] = {}
-    deep = [(p, n) for p, n in nodes if isinstance(n, dict) and p and any(isinstance(k, str) and len(k) > 4 for k in n)]
+    deep = [(p, n) for p, n in nodes if isinstance(n, dict) and any(isinstance(k, str) and len(k) > 4 and k != "$schema"
+                                                                    for k in n)]  # fmt: skip
     if deep:
         path, node = max(deep, key=lambda item: len(item[0]))
-        key = next(k for k in node if isinstance(k, str) and len(k) > 4)
+        key = next(k for k in node if isinstance(k, str) and len(k) > 4 and k != "$schema")
         found["unknown-key"] = ((*path, key[:-2] + key[-1] + key[-2]), node[key])
     ints = [(p, v) for p, v in nodes if isinstance(v, int) and not isinstance(v, bool) and p
             and p[-1] not in STRING_OR_INT]
