@@ -84,7 +84,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         open_by_name, known = _table_for(schema_path(spec.kind or ""))
     except ValueError:
         return
-    if not open_by_name:
+    if not any(spec.may_hold(name) for name in open_by_name):  # no open mapping's key in the file
         return
 
     def visit(node: Any, path: tuple, name: str | None) -> None:
