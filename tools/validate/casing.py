@@ -21,12 +21,9 @@ field of the same name that is a free string accepts the rewritten value as well
 
 from __future__ import annotations
 
-import json
 import re
 import string
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 CASING_KEY = "x-azureml-casing"
@@ -70,8 +67,6 @@ def classify(transform: Callable[[str], Any]) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- per kind
 Entry = tuple[str | None, frozenset[str]]
-_lock = threading.Lock()
-_tables: dict[Path, dict[str, list[Entry]]] = {}
 
 
 def _enum_nodes(node: Any) -> list[dict[str, Any]]:
@@ -108,19 +103,6 @@ def table(schema: dict[str, Any]) -> dict[str, list[Entry]]:
     return {name: entries for name, entries in found.items() if any(casing for casing, _ in entries)}
 
 
-def _table_for(path: Path) -> dict[str, list[Entry]]:
-    with _lock:
-        cached = _tables.get(path)
-    if cached is None:
-        try:
-            cached = table(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            cached = {}  # layer C itself reports a missing or broken schema file
-        with _lock:
-            _tables[path] = cached
-    return cached
-
-
 def _respell(value: str, entries: list[Entry]) -> str:
     if any(value in allowed for _, allowed in entries):
         return value
@@ -137,40 +119,29 @@ def respell(data: Any, names: dict[str, list[Entry]]) -> Any:
     where that spelling is allowed. ``data`` is not changed: the mappings and lists on the way to a rewritten
     value are copied (plain ``dict``/``list``), everything else is shared, and an unchanged ``data`` is returned
     as is (most specs: no copy at all)."""
-    if isinstance(data, dict):
-        out: dict | None = None
-        for key, value in data.items():
-            entries = names.get(key) if isinstance(key, str) else None
-            if entries and isinstance(value, str):
-                new = _respell(value, entries)
-            elif entries and isinstance(value, list) and all(isinstance(item, str) for item in value):
-                items = [_respell(item, entries) for item in value]
-                new = value if all(a is b for a, b in zip(items, value, strict=True)) else items
-            else:
-                new = respell(value, names)
-            if new is not value:
-                if out is None:
-                    out = dict(data)
-                out[key] = new
-        return data if out is None else out
-    if isinstance(data, list):
-        copied: list | None = None
-        for index, item in enumerate(data):
-            new = respell(item, names)
-            if new is not item:
-                if copied is None:
-                    copied = list(data)
-                copied[index] = new
-        return data if copied is None else copied
-    return data
+    if not isinstance(data, (dict, list)):
+        return data
+    mapping = isinstance(data, dict)
+    out: dict | list | None = None
+    for key, value in data.items() if mapping else enumerate(data):
+        entries = names.get(key) if mapping and isinstance(key, str) else None
+        if entries and isinstance(value, str):
+            new = _respell(value, entries)
+        elif entries and isinstance(value, list) and all(isinstance(item, str) for item in value):
+            items = [_respell(item, entries) for item in value]
+            new = value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        else:
+            new = respell(value, names)
+        if new is not value:
+            if out is None:
+                out = dict(data) if mapping else list(data)
+            out[key] = new
+    return data if out is None else out
 
 
 def to_sdk_spelling(kind: str, data: Any) -> Any:
     """``data`` with enum values in the spelling azure-ai-ml compares for ``kind`` (``data`` itself unchanged)."""
-    from tools.validate.schema import schema_path
+    from tools.validate.schema import derived_table
 
-    try:
-        names = _table_for(schema_path(kind))
-    except ValueError:
-        return data
+    names = derived_table(kind, table, {})
     return respell(data, names) if names else data

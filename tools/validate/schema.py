@@ -71,6 +71,30 @@ def schema_path(kind: str) -> Path:
         raise ValueError(f"unknown spec kind {kind!r}; expected one of {sorted(catalog_kinds())}") from None
 
 
+_derived: dict[tuple[Path, Callable[[dict], Any]], Any] = {}
+
+
+def derived_table(kind: str, build: Callable[[dict[str, Any]], Any], empty: Any) -> Any:
+    """``build(schema)`` of ``kind``'s exported schema, once per schema file (the tables that casing and
+    rules.open_keys read by property name); ``empty`` for an unknown kind or a missing or broken file, which
+    layer C itself reports. Raises nothing."""
+    try:
+        path = schema_path(kind)
+    except ValueError:
+        return empty
+    key = (path, build)
+    with _lock:
+        if key in _derived:
+            return _derived[key]
+    try:
+        table = build(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError):
+        table = empty
+    with _lock:
+        _derived[key] = table
+    return table
+
+
 def _schema_text(kind: str) -> str:
     text = _texts.get(_key(kind))
     if text is None:

@@ -15,17 +15,11 @@ key path is matched by the name of its parent key, not by walking data and schem
 from __future__ import annotations
 
 import difflib
-import json
-import threading
-from pathlib import Path
 from typing import Any
 
 from tools.validate.document import Spec
 
 CUTOFF = 0.85  # difflib ratio: one swapped, missing or doubled letter in a word of 7 or more
-
-_lock = threading.Lock()
-_tables: dict[Path, tuple[dict[str, frozenset[str]], frozenset[str]]] = {}
 
 
 def _open_targets(node: Any, definitions: dict[str, Any], seen: set[str]) -> list[dict]:
@@ -64,26 +58,10 @@ def table(schema: dict[str, Any]) -> tuple[dict[str, frozenset[str]], frozenset[
     return {name: frozenset(keys) for name, keys in open_by_name.items()}, frozenset(known)
 
 
-def _table_for(path: Path) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
-    with _lock:
-        cached = _tables.get(path)
-    if cached is None:
-        try:
-            cached = table(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, AttributeError):
-            cached = ({}, frozenset())  # layer C reports a missing or broken schema file
-        with _lock:
-            _tables[path] = cached
-    return cached
-
-
 def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
-    from tools.validate.schema import schema_path
+    from tools.validate.schema import derived_table
 
-    try:
-        open_by_name, known = _table_for(schema_path(spec.kind or ""))
-    except ValueError:
-        return
+    open_by_name, known = derived_table(spec.kind or "", table, ({}, frozenset()))
     if not any(spec.may_hold(name) for name in open_by_name):  # no open mapping's key in the file
         return
 
