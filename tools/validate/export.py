@@ -72,14 +72,14 @@ def _make_exporter_class() -> type:
         UnionField,
     )
     from azure.ai.ml._schema.pipeline.component_job import BaseNodeSchema
-
-    binding_string = DataBindingStr()._jsonschema_type_mapping()  # what the SDK's binding branch accepts
     from marshmallow import INCLUDE, Schema, fields
     from marshmallow.class_registry import get_class
     from marshmallow_jsonschema import JSONSchema
     from marshmallow_jsonschema.base import _resolve_additional_properties
 
     from tools.validate.casing import CASING_KEY, classify
+
+    binding_string = DataBindingStr()._jsonschema_type_mapping()  # what the SDK's binding branch accepts
 
     class AzureMLJSONSchema(JSONSchema):
         """marshmallow-jsonschema with the azure-ai-ml custom fields and a shared, recursion-safe definitions map."""
@@ -120,14 +120,11 @@ def _make_exporter_class() -> type:
             and into nested schemas (once per schema class along the way: recursion stops there). Replayed here
             on the JSON side, because the SDK patches field instances in place (and shares some between
             classes): reading its state would make the export depend on what the process loaded before."""
-            binding = self._binding
-            assert binding is not None
             if isinstance(field, UnionField):
                 return self._union(obj, field, with_binding=True)
-            if isinstance(field, (fields.Dict, fields.List, ExperimentalField)):
-                return self._get_schema_for_field(obj, field, plain=True)  # items and values stay in the mode
-            if isinstance(field, NestedField):
-                return self._get_schema_for_field(obj, field, plain=True)  # _from_nested_schema reads the mode
+            if isinstance(field, (fields.Dict, fields.List, ExperimentalField, NestedField)):
+                # items, values and inner fields stay in the mode; _from_nested_schema reads it for a nested schema
+                return self._get_schema_for_field(obj, field, plain=True)
             with self._binding_mode(None):
                 inner = self._get_schema_for_field(obj, field)
             return self._with_null({"anyOf": [binding_string, inner]}, field)

@@ -354,25 +354,21 @@ def _unknown_top_level_keys_only(kind: str, data: dict, fast: Callable[[Any], An
     return sorted(issues, key=lambda issue: (tuple(str(part) for part in issue.key_path), issue.message))
 
 
-_roots: dict[tuple[Path, str], tuple[dict, list[re.Pattern]] | None] = {}
-
-
 def _strict_root(kind: str) -> tuple[dict, list[re.Pattern]] | None:
     """(properties, patternProperties) of ``kind``'s root when it is one plain object schema that rejects unknown
     keys (no union, no other applicator at the top); None otherwise."""
-    key = _key(kind)
-    if key not in _roots:
-        schema = json.loads(_schema_text(kind))
-        ref = schema.get("$ref")
-        found = None
-        if isinstance(ref, str) and ref.startswith("#/definitions/") and not schema.get("anyOf"):
-            root = schema.get("definitions", {}).get(ref.rsplit("/", 1)[-1])
-            if isinstance(root, dict) and root.get("additionalProperties") is False \
-                    and set(root) <= {"type", "properties", "required", "additionalProperties", "patternProperties",
-                                      "description"}:  # fmt: skip
-                found = (root.get("properties") or {}, [re.compile(p) for p in root.get("patternProperties") or {}])
-        _roots[key] = found
-    return _roots[key]
+    return derived_table(kind, _strict_root_of, None)
+
+
+def _strict_root_of(schema: dict[str, Any]) -> tuple[dict, list[re.Pattern]] | None:
+    ref = schema.get("$ref")
+    if not (isinstance(ref, str) and ref.startswith("#/definitions/")) or schema.get("anyOf"):
+        return None
+    root = schema.get("definitions", {}).get(ref.rsplit("/", 1)[-1])
+    plain = {"type", "properties", "required", "additionalProperties", "patternProperties", "description"}
+    if not isinstance(root, dict) or root.get("additionalProperties") is not False or not set(root) <= plain:
+        return None
+    return root.get("properties") or {}, [re.compile(p) for p in root.get("patternProperties") or {}]
 
 
 def _issue_from_fast(error: Exception) -> Problem:
