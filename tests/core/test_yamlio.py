@@ -192,3 +192,33 @@ def test_one_pass_builder_leaves_unusual_yaml_to_the_full_loader() -> None:
     with pytest.raises(yamlio._Unusual):
         yamlio._build("a: 1\na: 2\n")  # the full loader words the duplicate with its path
     assert yamlio._build(_EVERY_SCALAR)["ints"][2] == 31
+
+
+@pytest.mark.parametrize(("text", "line", "path", "words"), [
+    ("a: 1\nb: 2024-13-45\n", 2, ("b",), "not a valid one (month must be in 1..12)"),
+    ("a:\n  - x\n  - 2024-02-30 10:00:00\n", 3, ("a", 1), "date or time"),
+    ("2024-13-45: 1\n", 1, ("2024-13-45",), "date or time"),
+    ("a: !!bool maybe\n", 1, ("a",), "'maybe' cannot be read as !!bool"),
+    ("x:\n  y: !!int abc\n", 2, ("x", "y"), "'abc' cannot be read as !!int"),
+    ("x: !!float abc\n", 1, ("x",), "cannot be read as !!float"),
+    ("--- !!seq\na: 1\n", 1, (), "the tag !!seq cannot be put on a mapping"),
+    ("a: !!map [1, 2]\n", 1, ("a",), "the tag !!map cannot be put on a list"),
+    ("a: !!seq x\n", 1, ("a",), "!!seq cannot be put on"),
+    ("a: " + "9" * 5000 + "\n", 1, ("a",), "past Python's int-string limit"),
+    ("a:\n  b: [1, -" + "1" * 4301 + "]\n", 2, ("a", "b", 1), "past Python's int-string limit"),
+    ("a: 0x" + "f" * 5000 + "\n", 1, ("a",), "past Python's int-string limit"),  # loads, but no str() of it would
+    ("base: &b {x: !!int abc}\nd:\n  <<: *b\n", 1, ("base", "x"), "cannot be read as !!int"),
+])  # fmt: skip
+def test_values_yaml_cannot_build_are_one_problem_with_line_and_path(
+    text: str, line: int, path: tuple, words: str
+) -> None:
+    """Past the parser: PyYAML's constructors raise ValueError/KeyError/AttributeError on these; each is one
+    YamlProblem naming the value's line and key path, with the value cut short in the message."""
+    found = problem(text)
+    assert (found.line, found.key_path) == (line, path), (found.line, found.key_path, str(found))
+    assert words in str(found) and len(str(found)) < 300
+
+
+def test_integers_within_the_limit_and_non_finite_floats_still_load() -> None:
+    data = load_lined("a: " + "9" * 4300 + "\nb: .nan\nc: -.inf\nd: 0x" + "f" * 100 + "\n")
+    assert len(str(data["a"])) == 4300 and data["b"] != data["b"] and data["c"] == float("-inf")

@@ -11,6 +11,9 @@ in one :class:`YamlProblem` (line, key path, message), never a traceback or unbo
   whatever walks the data afterwards;
 - mapping keys must be strings: Azure ML's schemas (marshmallow ``Dict(keys=Str)``, JSON Schema) accept no other,
   and YAML 1.1 silently turns ``yes:``/``1:``/``2024-01-01:`` keys into bools, ints and dates.
+- a value the parser accepts but PyYAML cannot build (a date-looking ``2024-13-45``, ``!!bool maybe``, ``!!int abc``,
+  ``--- !!seq`` on a mapping, an integer past Python's int-string limit of ``sys.get_int_max_str_digits()`` digits)
+  is a YamlProblem on that value's line and key path, not the constructor's ValueError/KeyError/AttributeError.
 
 The bounds are checked on the event stream (flat, no recursion) before anything is built.
 """
@@ -18,6 +21,7 @@ The bounds are checked on the event stream (flat, no recursion) before anything 
 from __future__ import annotations
 
 import codecs
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,14 +151,88 @@ def _check_bounds(text: str) -> None:
             frames[-1][1] += cost
 
 
+# what PyYAML's constructors raise, past the parser, on a value they cannot build (int('abc'), a 13th month,
+# bool_values['maybe'], a tuple where a node was expected, an int over the int-string limit)
+_BUILD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError, IndexError)
+
+
+class _Unbuildable(Exception):
+    """A node PyYAML parsed but could not build; each enclosing collection prepends its key or index to ``path``."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node, self.message = node, message
+        self.path: list[str | int] = []
+
+    def within(self, part: str | int) -> _Unbuildable:
+        self.path.insert(0, part)
+        return self
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """A scalar's text cut for a one-line message (a 5,000-digit integer must not become the message)."""
+    return repr(text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)")
+
+
+_TAG_NAMES = {
+    "tag:yaml.org,2002:" + name: f"!!{name}"
+    for name in ("bool", "int", "float", "null", "timestamp", "str", "binary", "seq", "map", "set", "omap", "pairs")
+}
+
+
+def unbuildable_message(node: yaml.Node, error: BaseException | None = None) -> str:
+    """Why ``node`` cannot be built, in words, for a value PyYAML parsed but its constructor refused."""
+    tag = _TAG_NAMES.get(node.tag, node.tag)
+    if not isinstance(node, yaml.ScalarNode):
+        shape = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
+        return f"the tag {tag} cannot be put on {shape}"
+    value, implicit = node.value, node.tag in _IMPLICIT_TAGS
+    if node.tag in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
+        return f"the tag {tag} cannot be put on a single value ({_shown(value)})"
+    if "int-string conversion" in str(error) or "integer string conversion" in str(error):
+        return (
+            f"an integer written with {len(value)} characters is past Python's int-string limit of "
+            f"{sys.get_int_max_str_digits()} digits (azure-ai-ml's YAML loader cannot read it either); quote it if "
+            "it is text"
+        )
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        return (
+            f"{_shown(value)} reads as a date or time in YAML 1.1 but is not a valid one ({error}); quote it if it is "
+            "text"
+        )
+    hint = "; quote it if it is text" if implicit else ""
+    return f"{_shown(value)} cannot be read as {tag}{hint}"
+
+
+def _printable_int(loader: Any, node: yaml.ScalarNode) -> int:
+    """PyYAML's int, refused where Python could not print it back: ``0x`` + 5,000 hex digits loads, then every
+    ``str()`` of it (a message, a JSON dump, a schema check) raises past the int-string limit."""
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    limit = sys.get_int_max_str_digits()
+    if limit and value.bit_length() > 3 * limit and abs(value) >= 10**limit:
+        raise ValueError("Exceeds the limit for integer string conversion")
+    return value
+
+
 class _LinedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except _BUILD_ERRORS as error:
+            raise _Unbuildable(node, unbuildable_message(node, error)) from None
+
     def construct_lined_mapping(self, node: yaml.MappingNode) -> LinedDict:
         mapping = LinedDict()
         mapping.line = node.start_mark.line + 1
         yield mapping
+        if not isinstance(node, yaml.MappingNode):
+            raise _Unbuildable(node, unbuildable_message(node))
         self.flatten_mapping(node)
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
+            try:
+                key = self.construct_object(key_node, deep=True)
+            except _Unbuildable as error:
+                raise error.within(key_node.value if isinstance(key_node, yaml.ScalarNode) else "?") from None
             if not isinstance(key, str):
                 raise YamlProblem(key_node.start_mark.line + 1, (_NOT_A_STRING,), _key_message(key, key_node))
             if key in mapping:
@@ -164,20 +242,29 @@ class _LinedLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                     (key,),
                     f"duplicate key '{key}' (first defined on line {first}; YAML keeps only the last one)",
                 )
-            mapping[key] = self.construct_object(value_node, deep=True)
+            try:
+                mapping[key] = self.construct_object(value_node, deep=True)
+            except _Unbuildable as error:
+                raise error.within(key) from None
             mapping.key_lines[key] = key_node.start_mark.line + 1
 
     def construct_lined_sequence(self, node: yaml.SequenceNode) -> LinedList:
         sequence = LinedList()
         sequence.line = node.start_mark.line + 1
         yield sequence
-        for item_node in node.value:
-            sequence.append(self.construct_object(item_node, deep=True))
+        if not isinstance(node, yaml.SequenceNode):
+            raise _Unbuildable(node, unbuildable_message(node))
+        for index, item_node in enumerate(node.value):
+            try:
+                sequence.append(self.construct_object(item_node, deep=True))
+            except _Unbuildable as error:
+                raise error.within(index) from None
             sequence.item_lines.append(item_node.start_mark.line + 1)
 
 
 _LinedLoader.add_constructor("tag:yaml.org,2002:map", _LinedLoader.construct_lined_mapping)
 _LinedLoader.add_constructor("tag:yaml.org,2002:seq", _LinedLoader.construct_lined_sequence)
+_LinedLoader.add_constructor("tag:yaml.org,2002:int", _printable_int)
 
 
 _YAML_TYPES = {"int": "an int", "float": "a float", "bool": "a bool", "NoneType": "null", "date": "a date",
@@ -232,6 +319,7 @@ class _Unusual(Exception):
 _SCALAR_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
                 "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp")  # fmt: skip
 _STR_TAG = "tag:yaml.org,2002:str"
+_IMPLICIT_TAGS = frozenset(_SCALAR_TAGS)
 
 
 def _build(text: str) -> Any:
@@ -271,7 +359,10 @@ def _build(text: str) -> Any:
                             if tag not in _SCALAR_TAGS:
                                 raise _Unusual  # a merge key `<<`, a `=` value
                             node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark)
-                            value = constructors[tag](constructor, node)
+                            try:
+                                value = constructors[tag](constructor, node)
+                            except _BUILD_ERRORS:
+                                raise _Unusual from None  # the full loader names its line and key path
                             break
                     if len(plain_values) < _MAX_PLAIN_VALUES:  # immutable results: str, int, float, bool, None, dates
                         plain_values[text_value] = value
@@ -345,6 +436,10 @@ def load_lined(text: str) -> Any:
             fallback = () if non_string else problem.key_path
             raise YamlProblem(problem.line, found or fallback, problem.message) from None
         raise
+    except _Unbuildable as error:
+        raise YamlProblem(error.node.start_mark.line + 1, tuple(error.path), error.message) from None
+    except _BUILD_ERRORS as error:  # pragma: no cover - a constructor outside the lined ones; named without a path
+        raise YamlProblem(1, (), f"a value cannot be built: {type(error).__name__}") from None
     except RecursionError:  # pragma: no cover - the depth bound comes first
         raise YamlProblem(1, (), f"nested more than {MAX_DEPTH} levels deep") from None
     except yaml.MarkedYAMLError as error:
