@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,22 @@ def _schema_errors(data: dict[str, Any], schema: dict[str, Any]) -> list[tuple[K
     return problems
 
 
+def _non_finite(data: Any) -> list[tuple[KeyPath, str]]:
+    """Every ``.nan``/``.inf`` float in one values file (JSON Schema's ``number`` accepts them; no spec, JSON body or
+    Azure ML input takes one), walked without recursion."""
+    found: list[tuple[KeyPath, str]] = []
+    stack: list[tuple[KeyPath, Any]] = [((), data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(((*path, key), value) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend(((*path, index), value) for index, value in reversed(list(enumerate(node))))
+        elif isinstance(node, float) and not math.isfinite(node):
+            found.append((path, f"{node!r} is not a finite number (write a finite value; .nan and .inf are refused)"))
+    return found
+
+
 def workspace_names(root: Path = REPO_ROOT) -> list[str]:
     """Every workspace: the `*.yaml` files of workspaces/ except the shared defaults, default workspace first."""
     names = sorted(p.stem for p in (root / WORKSPACES_DIR).glob("*.yaml") if p.name != DEFAULTS_FILE)
@@ -268,7 +285,10 @@ def load_values(name: str, root: Path = REPO_ROOT) -> Values:
     sources.append((f"{WORKSPACES_DIR}/{name}.yaml", _read(root, f"{WORKSPACES_DIR}/{name}.yaml")))
     lines: list[str] = []
     for rel, lined in sources:
-        for key_path, message in _schema_errors(plain(lined), values_schema(partial=True)):
+        non_finite = _non_finite(lined)
+        named = {key_path for key_path, _ in non_finite}
+        schema_errors = _schema_errors(plain(lined), values_schema(partial=True))
+        for key_path, message in non_finite + [error for error in schema_errors if error[0] not in named]:
             line = line_of(lined, key_path)
             lines.append(f"{rel}:{line}: {format_key_path(key_path)}: {message}")
     merged: dict[str, Any] = {}
