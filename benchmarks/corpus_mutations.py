@@ -23,9 +23,9 @@ import yaml
 from tools.core.offline import apply_offline_env
 from tools.core.repo import REPO_ROOT
 from tools.validate.cli import expand_paths
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.findings import ERROR
+from tools.validate.layers import validate_specs
 
 FREE = {"tags", "properties", "environment_variables", "conf", "inputs", "outputs", "description", "identity",
         "system_metadata", "spark_configuration"}  # free-form maps (registry facts, Spark's own settings)

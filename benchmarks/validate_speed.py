@@ -75,9 +75,10 @@ def _acd(texts: list[tuple[Path, str]], naive: bool = False) -> float:
     (no one-pass event builder), every spec checked by jsonschema's Draft 7 validator (no compiled fast path)."""
     from tools.core import yamlio
     from tools.validate import schema
-    from tools.validate.core import checkable, layer_c
     from tools.validate.document import parse_spec
-    from tools.validate.rules import RuleContext, check_spec
+    from tools.validate.layers import checkable, layer_c
+    from tools.validate.rules.concerns import check_spec
+    from tools.validate.rules.support import RuleContext
 
     saved = yamlio._build, schema._fast_validator
     if naive:
@@ -106,8 +107,8 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the one-process cold baseline (~1 min)")
     args = parser.parse_args()
     from tools.validate.cli import expand_paths
-    from tools.validate.core import checkable, layer_c
     from tools.validate.document import parse_spec
+    from tools.validate.layers import checkable, layer_c
 
     files = expand_paths(args.corpus)
     print(f"corpus: {len(files)} spec files under {', '.join(args.corpus)}")

@@ -17,8 +17,8 @@ from tools.core.repo import select
 COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("tools.render.engine", "render workspace values through templates into Azure ML specs"),
     "validate": ("tools.validate.cli", "validate specs offline: YAML hygiene, SDK loaders, JSON schemas, repo rules"),
-    "schemas": ("tools.validate.export", "export the CLI v2 JSON schemas from the pinned azure-ai-ml"),
-    "contracts": ("tools.validate.contracts", "record a registry component's contract from its published spec"),
+    "schemas": ("tools.schemas.export", "export the CLI v2 JSON schemas from the pinned azure-ai-ml"),
+    "contracts": ("tools.schemas.contracts", "record a registry component's contract from its published spec"),
     "data": ("tools.data.prepare", "prepare ultrachat_200k into checked chat JSONL"),
     "tiny-model": ("tools.demo.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
     "score": ("tools.serve.score", "build scoring requests and invoke endpoints"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.validate.bindings import ERROR, WARNING, Place, check, has_expression, parse
+from tools.validate.expressions import ERROR, WARNING, Place, check, has_expression, parse
 
 
 def problems(text: str, place: Place, singular: bool = False) -> list[tuple[int, str]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tools.validate import casing
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.findings import ERROR
+from tools.validate.layers import validate_specs
 
 BASE = "https://azuremlschemas.azureedge.net/latest/"
 SAMPLES = ("chat_completion", "chatCompletion", "ChatCompletion", "LOW_PRIORITY", "LowPriority", "a, b_c", "Key",

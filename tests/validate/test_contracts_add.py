@@ -12,7 +12,7 @@ import yaml
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT, select
-from tools.validate.contracts import add
+from tools.schemas.contracts import add
 
 SPEC = """\
 $schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.findings import ERROR, MAX_ECHO, Finding
+from tools.validate.layers import validate_specs
 
 BASE = "https://azuremlschemas.azureedge.net/latest/"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tools.core.repo import kinds
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.kind import infer_kind, read_schema_line
+from tools.validate.layers import validate_specs
 
 
 @pytest.mark.parametrize("kind", sorted(kinds()))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tools.core.repo import active
-from tools.validate import export as schemas
+from tools.schemas import export as schemas
 from tools.validate import schema as schema_check
 from tools.validate import sdk as sdk_check
 from tools.validate.problem import Problem

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
 from tools.validate.findings import ERROR
+from tools.validate.layers import validate_specs
 
 BASE = "https://azuremlschemas.azureedge.net/latest/"
 ENV = "azureml:my-env:1"

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tools.validate import core
+from tools.validate import layers as core
 from tools.validate import runner as runner_module
-from tools.validate.core import validate_specs
 from tools.validate.document import parse_spec
+from tools.validate.layers import validate_specs
 from tools.validate.runner import Runner, cache_key, fingerprint
 
 COMPONENT = """\

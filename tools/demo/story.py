@@ -75,7 +75,7 @@ def render_and_validate() -> Any:
     from tools.render.engine import render
     from tools.render.values import DEFAULT_WORKSPACE, workspace_names
     from tools.validate.cli import rendered_specs
-    from tools.validate.core import validate_specs
+    from tools.validate.layers import validate_specs
 
     rows: list[tuple[str, str, str]] = []
     errors = 0

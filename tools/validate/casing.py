@@ -6,9 +6,9 @@ is ``snake_to_camel``'d to ``chatCompletion`` (``_schema/_finetuning/finetuning_
 LowPriority`` on a cluster is ``camel_to_snake``'d to ``low_priority`` (``_schema/compute/aml_compute.py``), and the
 default transform lower-cases (``auth_mode: Key``). A JSON schema ``enum`` cannot say "after this transform", so:
 
-- at export (``tools.validate.export``), an enum field with a transform gets ``"x-azureml-casing": <name>``
+- at export (``tools.schemas.export``), an enum field with a transform gets ``"x-azureml-casing": <name>``
   beside its ``enum`` of transformed values (``classify`` names the SDK function; an unknown one fails the export);
-- before layer C (``tools.validate.core.layer_c``), ``to_sdk_spelling`` rewrites each string value that is not
+- before layer C (``tools.validate.layers.layer_c``), ``to_sdk_spelling`` rewrites each string value that is not
   already an allowed spelling into what the SDK would compare, where that is allowed; the key paths are unchanged,
   so a value the SDK rejects still gets C's "expected one of [...]" on its key.
 

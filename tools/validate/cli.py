@@ -1,4 +1,4 @@
-"""`python -m tools validate`: prove specs valid offline, in layers (tools.validate.core), with one line per finding,
+"""`python -m tools validate`: prove specs valid offline, in layers (tools.validate.layers), with one line per finding,
 a status per file (valid, invalid, skipped with the reason) and a summary line, as kubeconform prints them.
 
 Explicit paths validate any spec file (a folder stands for the YAML specs below it); `--workspace NAME` validates
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT, kinds
-from tools.validate.core import ALL_LAYERS, Report, statuses_of, validate_specs
 from tools.validate.document import Spec, parse_spec
 from tools.validate.findings import ERROR, INTERNAL, promote_warnings, to_github, to_json, to_junit, to_sarif, to_text
+from tools.validate.layers import ALL_LAYERS, Report, statuses_of, validate_specs
 from tools.validate.rules.files import relative_display
 
 __all__ = ["Report", "validate_specs", "validate_workspace", "spec_paths_of_workspace", "expand_paths"]

@@ -29,7 +29,7 @@ from typing import Any
 from tools.core.repo import active
 from tools.validate.document import Spec
 from tools.validate.findings import Finding
-from tools.validate.rules import RuleContext
+from tools.validate.rules.support import RuleContext
 
 MAX_HASHED_BYTES = 1 << 20  # larger referenced files are keyed by size and mtime
 MAX_LISTED_FILES = 2000  # a referenced folder is keyed by at most this many entries (then a marker)
@@ -140,7 +140,7 @@ def _from_dict(data: dict[str, Any]) -> Finding:
 
 
 def _worker_b(spec: Spec) -> list[Finding]:
-    from tools.validate.core import layer_b
+    from tools.validate.layers import layer_b
 
     return layer_b(spec)
 
@@ -259,7 +259,7 @@ class Runner:
             atomic_write_text(self.cache_dir / key[:2] / f"{key}.json", json.dumps([_to_dict(f) for f in findings]))
 
     def __call__(self, specs: list[Spec], layers: str, context: RuleContext) -> list[Finding]:
-        from tools.validate.core import cli_given, layer_c, layer_d, reconcile
+        from tools.validate.layers import cli_given, layer_c, layer_d, reconcile
 
         cached_layers = "".join(layer for layer in "BC" if layer in layers)
         out: list[Finding] = []

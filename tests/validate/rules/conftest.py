@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tools.validate.document import spec_from_dict
-from tools.validate.rules import RuleContext
+from tools.validate.rules.support import RuleContext
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ misplaced expressions are errors on their key."""
 
 from __future__ import annotations
 
+from tools.validate.expressions import parent_binding
 from tools.validate.rules import bindings
-from tools.validate.rules.bindings import parent_binding
 
 OUTPUT_PATH = "azureml://datastores/${{default_datastore}}/paths/${{name}}/${{output_name}}"
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tools.validate.document import spec_from_dict
-from tools.validate.rules import RuleContext, check_specs
+from tools.validate.rules.concerns import check_specs
+from tools.validate.rules.support import RuleContext
 
 
 def test_findings_from_several_concerns_on_one_spec() -> None:

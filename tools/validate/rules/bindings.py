@@ -1,4 +1,4 @@
-"""Every ``${{ ... }}`` in a spec, parsed by the grammar (``tools.validate.bindings``), placed and resolved.
+"""Every ``${{ ... }}`` in a spec, parsed by the grammar (``tools.validate.expressions``), placed and resolved.
 
 * Syntax: each expression closes, is one of Azure's documented forms, and nothing is nested or left over.
 * Placement: a command string (a command job's or component's ``command``, a parallel task's
@@ -22,10 +22,12 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from tools.validate.bindings import ERROR, OPEN, WARNING, Defect, Expression, Parsed, Place, parse
-from tools.validate.bindings import check as check_text
 from tools.validate.document import Spec
+from tools.validate.expressions import ERROR, OPEN, WARNING, Defect, Expression, Parsed, Place
+from tools.validate.expressions import check as check_text
+from tools.validate.interfaces import step_contract
 from tools.validate.rules._walk import strings_with
+from tools.validate.rules.support import Emit, RuleContext
 
 COMMAND_KEYS = ("command", "args", "program_arguments", "input_data", "output_data", "append_row_to")
 NODE_KEYS = ("true_block", "false_block", "body")
@@ -35,21 +37,7 @@ SINGULAR_KEYS = (
 )  # fmt: skip
 
 
-def parent_binding(value: Any) -> tuple[str, str] | None:
-    """``("inputs"|"outputs"|"jobs", name)`` when ``value`` is exactly one ``${{parent...}}`` binding (for a step:
-    its name)."""
-    if not isinstance(value, str) or OPEN not in value:
-        return None
-    parsed = parse(value)
-    if parsed.problems or not parsed.singular:
-        return None
-    expression = parsed.expressions[0]
-    if expression.parts[0] != "parent":
-        return None
-    return expression.parts[1], expression.parts[2]
-
-
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     if not isinstance(data, dict) or not spec.may_hold(OPEN):  # every check below starts at a `${{`
         return
@@ -62,7 +50,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
 # --------------------------------------------------------------------------------------------------- documents
 
 
-def _document(data: dict, base: tuple, emit, sweep: bool = False, own: dict | None = None) -> None:  # noqa: ANN001
+def _document(data: dict, base: tuple, emit: Emit, sweep: bool = False, own: dict | None = None) -> None:
     """A command/sweep/parallel/spark job or component (or an inline step's command): the current context.
 
     ``own``: the inputs, outputs and search space the expressions resolve against when they are not ``data``'s own
@@ -91,7 +79,7 @@ def _document(data: dict, base: tuple, emit, sweep: bool = False, own: dict | No
                 _resolve(path, expression, scope.get("search_space"), "hyperparameter in search_space", emit)
 
 
-def _pipeline(spec: Spec, data: dict, base: tuple, emit) -> None:  # noqa: ANN001
+def _pipeline(spec: Spec, data: dict, base: tuple, emit: Emit) -> None:
     """A pipeline job or pipeline component: its own outputs' paths, then every step in the parent context."""
     jobs = data["jobs"]
     outputs = data.get("outputs")
@@ -105,7 +93,7 @@ def _pipeline(spec: Spec, data: dict, base: tuple, emit) -> None:  # noqa: ANN00
             _step(spec, (*base, "jobs", step_name), step, tables, emit)
 
 
-def _step(spec: Spec, base: tuple, step: dict, tables: dict, emit) -> None:  # noqa: ANN001
+def _step(spec: Spec, base: tuple, step: dict, tables: dict, emit: Emit) -> None:
     """One pipeline step: its inputs, outputs and settings in the parent context; its own command (an inline step)
     in the step's context; an inline component as a document of its own."""
     own = {"inputs": step.get("inputs") or {}, "outputs": step.get("outputs") or {},
@@ -135,7 +123,7 @@ def _step(spec: Spec, base: tuple, step: dict, tables: dict, emit) -> None:  # n
                 _resolve_parent(spec, path, expression, tables, emit)
 
 
-def _resolve_parent(spec: Spec, path: tuple, expression: Expression, tables: dict, emit) -> None:  # noqa: ANN001
+def _resolve_parent(spec: Spec, path: tuple, expression: Expression, tables: dict, emit: Emit) -> None:
     form = expression.form
     if form in ("parent.inputs", "parent.outputs"):
         scope = form.split(".")[1]
@@ -162,13 +150,11 @@ def _step_interface(spec: Spec, step: Any, side: str) -> dict | None:
     if component is None:  # an inline command step: what it declares is its interface
         table = step.get(side)
         return table if isinstance(table, dict) else ({} if side == "outputs" else None)
-    from tools.validate.rules.contracts import step_contract  # contracts reads bindings: imported late
-
     contract, _ = step_contract(spec, step)
     return contract.get(side) if contract and isinstance(contract.get(side), dict) else None
 
 
-def _resolve(path: tuple, expression: Expression, table: Any, what: str, emit, name: str | None = None) -> bool:  # noqa: ANN001
+def _resolve(path: tuple, expression: Expression, table: Any, what: str, emit: Emit, name: str | None = None) -> bool:
     """Emit a dangling-binding error unless ``name`` (default: the expression's) is a key of ``table``."""
     name = expression.name if name is None else name
     if isinstance(table, dict) and name in table:
@@ -189,6 +175,6 @@ def _soften(problem: Defect, parsed: Parsed) -> Defect:
     return problem
 
 
-def _emit_problems(path: tuple, problems: list, emit) -> None:  # noqa: ANN001
+def _emit_problems(path: tuple, problems: list, emit: Emit) -> None:
     for problem in problems:
         emit(path, f"{problem.where()}: {problem.message}", problem.severity, "binding")

@@ -15,15 +15,15 @@ import datetime
 from typing import Any
 
 from tools.core.repo import active, models, sku_gpus
-from tools.validate.bindings import OPEN
 from tools.validate.document import Spec
+from tools.validate.expressions import OPEN, parent_binding
 from tools.validate.findings import WARNING
-from tools.validate.rules.bindings import parent_binding
-from tools.validate.rules.contracts import step_contract
-from tools.validate.rules.uris import WORKSPACE_ASSET, model_name_from_uri
+from tools.validate.interfaces import step_contract
+from tools.validate.references import WORKSPACE_ASSET, model_name_from_uri
+from tools.validate.rules.support import Emit, RuleContext
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     _retired_sizes(spec, data, emit)
     if spec.kind == "pipelineJob":
@@ -46,7 +46,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         _deployment(data, emit, context)
 
 
-def retired(model_name: str | None, key_path: tuple, emit, purpose: str) -> None:  # noqa: ANN001
+def retired(model_name: str | None, key_path: tuple, emit: Emit, purpose: str) -> None:
     facts = models().get(model_name or "")
     if facts and facts.get("status") == "retired":
         alternatives = ", ".join(facts.get("alternatives") or []) or "none recorded"
@@ -69,7 +69,7 @@ def _resolve_input(value: Any, top_inputs: Any) -> Any:
     return value
 
 
-def _finetune_compute(base: tuple, inputs: dict, top_inputs: Any, emit, context, declared: dict) -> None:  # noqa: ANN001
+def _finetune_compute(base: tuple, inputs: dict, top_inputs: Any, emit: Emit, context, declared: dict) -> None:
     model_name = model_name_from_uri(_resolve_input(inputs.get("mlflow_model_path"), top_inputs))
     if model_name is None or "compute_finetune" not in declared:
         return
@@ -106,7 +106,7 @@ def _finetune_compute(base: tuple, inputs: dict, top_inputs: Any, emit, context,
         )
 
 
-def base_model_of(model: Any, context) -> str | None:  # noqa: ANN001
+def base_model_of(model: Any, context: RuleContext) -> str | None:
     """The catalog model a deployment ultimately serves: directly, or via the registered model's base_model tag."""
     if not isinstance(model, str):
         return None
@@ -120,7 +120,7 @@ def base_model_of(model: Any, context) -> str | None:  # noqa: ANN001
     return model_name_from_uri(context.registered_models.get(name or ""))
 
 
-def _deployment(data: dict, emit, context) -> None:  # noqa: ANN001
+def _deployment(data: dict, emit: Emit, context) -> None:
     base_model = base_model_of(data.get("model"), context)
     if not base_model:
         return
@@ -172,7 +172,7 @@ def _date(text: str) -> datetime.date | None:
         return None
 
 
-def _flag_size(key_path: tuple, size: Any, what: str, emit, note: str = "", cap: str = "error") -> None:  # noqa: ANN001
+def _flag_size(key_path: tuple, size: Any, what: str, emit: Emit, note: str = "", cap: str = "error") -> None:
     """``cap``: the highest severity (a component's declared default is a warning: no run uses it yet)."""
     found = retirement(size)
     if found is None:
@@ -188,7 +188,7 @@ def _flag_size(key_path: tuple, size: Any, what: str, emit, note: str = "", cap:
     emit(key_path, message, severity, "retired-sku")
 
 
-def _retired_sizes(spec: Spec, data: dict, emit) -> None:  # noqa: ANN001
+def _retired_sizes(spec: Spec, data: dict, emit: Emit) -> None:
     if spec.kind == "amlCompute":
         _flag_size(("size",), data.get("size"), "a cluster", emit)
         return
@@ -211,7 +211,7 @@ def _retired_sizes(spec: Spec, data: dict, emit) -> None:  # noqa: ANN001
             _retired_step(spec, ("jobs", step_name), step, emit)
 
 
-def _retired_step(spec: Spec, base: tuple, step: dict, emit) -> None:  # noqa: ANN001
+def _retired_step(spec: Spec, base: tuple, step: dict, emit: Emit) -> None:
     resources = step.get("resources")
     if isinstance(resources, dict):
         _flag_size((*base, "resources", "instance_type"), resources.get("instance_type"), "a serverless step", emit)

@@ -5,35 +5,19 @@ the types of the pipeline outputs they bind to."""
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Any
 
-from tools.core.repo import contracts
 from tools.validate.document import DATA_TYPES, MODEL_TYPES, Spec
+from tools.validate.expressions import parent_binding
 from tools.validate.findings import NOTE
-from tools.validate.rules.bindings import parent_binding
-from tools.validate.rules.uris import REGISTRY_ASSET, REGISTRY_UNVERSIONED
+from tools.validate.interfaces import step_contract
+from tools.validate.references import REGISTRY_ASSET, REGISTRY_UNVERSIONED
+from tools.validate.rules.support import Emit, RuleContext
 
 SCALAR_TYPES = ("string", "integer", "number", "boolean")
 
 
-def step_contract(spec: Spec, step: dict) -> tuple[dict | None, str]:
-    """The interface of a step's component and where it came from: ("local"|"registry"|"none"|"unknown")."""
-    component = step.get("component")
-    if isinstance(component, str) and not component.startswith("azureml:"):
-        if is_flow(spec.path.parent / component):
-            return None, "none"  # a Prompt flow as a step: its inputs are the flow's, checked by `pf`
-        contract = local_component_contract(spec.path.parent / component)
-        return contract, "local" if contract else "unknown"
-    match = (REGISTRY_ASSET.match(component) or REGISTRY_UNVERSIONED.match(component)) if isinstance(component, str) \
-        else None
-    if not match or match["noun"] != "components":
-        return None, "none"
-    contract = contracts().get(match["name"])
-    return contract, "registry" if contract else "unknown"
-
-
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     if spec.kind != "pipelineJob":
         return
     data = spec.data
@@ -45,7 +29,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
             _check_step(spec, ("jobs", step_name), step, data.get("inputs") or {}, data.get("outputs") or {}, emit)
 
 
-def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_outputs: Any, emit) -> None:  # noqa: ANN001
+def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_outputs: Any, emit: Emit) -> None:
     component = step.get("component")
     contract, source = step_contract(spec, step)
     if source == "none" or (source == "unknown" and not str(component).startswith("azureml:")):
@@ -107,43 +91,7 @@ def _check_step(spec: Spec, base: tuple, step: dict, top_inputs: Any, top_output
                 )
 
 
-def is_flow(path: Path) -> bool:
-    """A Prompt flow used as a pipeline step (``component: ./flow.dag.yaml`` or a flow folder): Azure ML runs it as
-    a flow component (https://learn.microsoft.com/azure/machine-learning/prompt-flow/how-to-use-pipelines-with-
-    prompt-flow); its interface is the flow's inputs, not a component spec's."""
-    if path.is_dir():
-        return any((path / name).exists() for name in ("flow.dag.yaml", "flow.dag.yml", "flow.flex.yaml"))
-    return path.name.startswith("flow.") or path.name in ("flow.dag.yaml", "flow.dag.yml")
-
-
-def local_component_contract(path: Path) -> dict | None:
-    """A local component spec's interface in the shape of a committed contract (inputs, outputs)."""
-    from tools.core.yamlio import YamlProblem, load_lined
-
-    try:
-        data = load_lined(path.read_text())
-    except (OSError, UnicodeDecodeError, YamlProblem):
-        return None
-    if not isinstance(data, dict):
-        return None
-    inputs = {}
-    for name, facts in (data.get("inputs") or {}).items() if isinstance(data.get("inputs"), dict) else []:
-        facts = facts if isinstance(facts, dict) else {}
-        entry = {"type": facts.get("type", "string"), "optional": bool(facts.get("optional", False))}
-        if "default" in facts:
-            entry["default"] = facts["default"]
-        if isinstance(facts.get("enum"), list):
-            entry["enum"] = [str(e) for e in facts["enum"]]
-        if "min" in facts:
-            entry["min"] = facts["min"]
-        inputs[name] = entry
-    raw_outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
-    outputs = {name: {"type": (facts or {}).get("type") if isinstance(facts, dict) else None}
-               for name, facts in raw_outputs.items()}  # fmt: skip
-    return {"name": data.get("name", path.name), "version": data.get("version"), "inputs": inputs, "outputs": outputs}
-
-
-def check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit, contract: dict) -> None:  # noqa: ANN001
+def check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit: Emit, contract: dict) -> None:
     """One step input against its declared type, enum and minimum."""
     expected = facts["type"]
     enum = facts.get("enum")

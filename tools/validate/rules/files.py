@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tools.validate.document import Spec
+from tools.validate.rules.support import Emit, RuleContext
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     if spec.kind in ("commandJob", "commandComponent") and isinstance(data.get("code"), str):
         local_path(spec, ("code",), data["code"], emit, "code folder")
@@ -28,7 +29,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
                 local_path(spec, ("inputs", name, "path"), value.get("path"), emit, "input file")
 
 
-def local_path(spec: Spec, key_path: tuple, value: Any, emit, what: str) -> None:  # noqa: ANN001
+def local_path(spec: Spec, key_path: tuple, value: Any, emit: Emit, what: str) -> None:
     """A local (non-URI) path must exist relative to the spec file."""
     if not isinstance(value, str) or ":" in value.split("/")[0] or value.startswith("${{"):
         return

@@ -4,11 +4,12 @@ type, an environment's conda_file type, an endpoint's user-assigned identities."
 from __future__ import annotations
 
 from tools.validate.document import Spec
+from tools.validate.rules.support import Emit, RuleContext
 
 IDENTITY_KEYS = {"resource_id", "client_id", "principal_id"}
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     if spec.kind in ("data", "model") and "version" in data and not isinstance(data["version"], str | int):
         emit(("version",), f"expected a version string, got {data['version']!r}", rule="version")
@@ -27,7 +28,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
         _identity(data, emit)
 
 
-def _identity(data: dict, emit) -> None:  # noqa: ANN001
+def _identity(data: dict, emit: Emit) -> None:
     identity = data.get("identity")
     if not (isinstance(identity, dict) and identity.get("type") == "user_assigned"):
         return

@@ -33,9 +33,10 @@ import difflib
 import re
 from typing import Any
 
-from tools.validate.bindings import OPEN
 from tools.validate.document import Spec
+from tools.validate.expressions import OPEN
 from tools.validate.rules._walk import get_path, walk
+from tools.validate.rules.support import Emit, RuleContext
 
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 COMPUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,23}$")
@@ -63,7 +64,7 @@ NOT_A_CLUSTER = ("serverless", "local")  # compute values that name no cluster
 ARM_COMPUTE = re.compile(r"/computes/(?P<name>[^/]+)$", re.IGNORECASE)
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     for kinds, (pattern, rule) in OTHER_NAMES.items():
         name = data.get("name")
@@ -92,7 +93,7 @@ def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContex
             _resolve_cluster(key_path, value, known, emit)
 
 
-def asset_name(data: dict, emit, noun: str, key: tuple = ("name",)) -> None:  # noqa: ANN001
+def asset_name(data: dict, emit: Emit, noun: str, key: tuple = ("name",)) -> None:
     """Azure asset names (data, models, environments): a letter or digit, then letters, digits, '-', '_', '.'."""
     name = data.get("name")
     if isinstance(name, str) and not ASSET_NAME.match(name):
@@ -104,7 +105,7 @@ def asset_name(data: dict, emit, noun: str, key: tuple = ("name",)) -> None:  # 
         )
 
 
-def endpoint_name(spec: Spec, key: tuple, emit) -> None:  # noqa: ANN001
+def endpoint_name(spec: Spec, key: tuple, emit: Emit) -> None:
     name = get_path(spec.data, key)
     if isinstance(name, str) and not ENDPOINT_NAME.match(name):
         emit(
@@ -148,7 +149,7 @@ def cluster_name(value: str) -> str | None:
     return None if not name or name.lower() in NOT_A_CLUSTER else name
 
 
-def _resolve_cluster(key_path: tuple, value: str, known: dict[str, str], emit) -> None:  # noqa: ANN001
+def _resolve_cluster(key_path: tuple, value: str, known: dict[str, str], emit: Emit) -> None:
     name = cluster_name(value)
     if name is None or name in known:
         return

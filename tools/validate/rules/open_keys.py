@@ -18,6 +18,7 @@ import difflib
 from typing import Any
 
 from tools.validate.document import Spec
+from tools.validate.rules.support import Emit, RuleContext
 
 CUTOFF = 0.85  # difflib ratio: one swapped, missing or doubled letter in a word of 7 or more
 
@@ -58,7 +59,7 @@ def table(schema: dict[str, Any]) -> tuple[dict[str, frozenset[str]], frozenset[
     return {name: frozenset(keys) for name, keys in open_by_name.items()}, frozenset(known)
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     from tools.validate.schema import derived_table
 
     open_by_name, known = derived_table(spec.kind or "", table, ({}, frozenset()))

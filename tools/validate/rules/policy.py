@@ -4,14 +4,15 @@ names), deployments serve registry models on at least two instances, environment
 from __future__ import annotations
 
 from tools.validate.document import Spec
+from tools.validate.references import ASSET_KEYS, REGISTRY_ASSET, REGISTRY_UNVERSIONED, WORKSPACE_ASSET
 from tools.validate.rules._walk import walk
-from tools.validate.rules.uris import ASSET_KEYS, REGISTRY_ASSET, REGISTRY_UNVERSIONED, WORKSPACE_ASSET
+from tools.validate.rules.support import Emit, RuleContext
 
 PROD = "prod"
 MIN_PROD_INSTANCES = 2  # Azure's SLA for managed online endpoints needs 3; 2 is our floor for a rolling update
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     if context.policy != PROD:
         return
     data = spec.data

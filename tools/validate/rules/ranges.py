@@ -29,8 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.validate.bindings import OPEN
 from tools.validate.document import Spec
+from tools.validate.expressions import OPEN
+from tools.validate.rules.support import Emit, RuleContext
 
 INT32_MAX = 2**31 - 1
 PROBE_KEYS = ("initial_delay", "period", "timeout", "success_threshold", "failure_threshold")
@@ -60,7 +61,7 @@ LIMITS: dict[str, dict[tuple, tuple[int, int]]] = {
 }
 
 
-def _limits(data: Any, limits: dict[tuple, tuple[int, int]], emit) -> None:  # noqa: ANN001
+def _limits(data: Any, limits: dict[tuple, tuple[int, int]], emit: Emit) -> None:
     for pattern, (low, high) in limits.items():
         for key_path, value in _matches(data, pattern, ()):
             problem = integer_problem(value, low, high) if not isinstance(value, (dict, list)) else None
@@ -88,7 +89,7 @@ def _matches(node: Any, pattern: tuple, base: tuple) -> list[tuple[tuple, Any]]:
     return []
 
 
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     data = spec.data
     _limits(data, LIMITS.get(spec.kind or "", {}), emit)
     if spec.kind == "amlCompute":
@@ -122,7 +123,7 @@ def _span(low: int, high: int) -> str:
     return f">= {low}" if high == INT32_MAX else f"in {low}..{high}"
 
 
-def _int(node: dict, key: str, base: tuple, emit, low: int, high: int = INT32_MAX) -> Any:  # noqa: ANN001
+def _int(node: dict, key: str, base: tuple, emit: Emit, low: int, high: int = INT32_MAX) -> Any:
     """Check ``node[key]`` when present; return it when it is a valid integer (else None)."""
     if key not in node or node[key] is None:
         return None
@@ -134,7 +135,7 @@ def _int(node: dict, key: str, base: tuple, emit, low: int, high: int = INT32_MA
     return node[key] if isinstance(node[key], int) else None
 
 
-def _compute(data: dict, emit) -> None:  # noqa: ANN001
+def _compute(data: dict, emit: Emit) -> None:
     low = _int(data, "min_instances", (), emit, 0)
     high = _int(data, "max_instances", (), emit, 1)
     if low is not None and high is not None and low > high:
@@ -142,7 +143,7 @@ def _compute(data: dict, emit) -> None:  # noqa: ANN001
     _int(data, "idle_time_before_scale_down", (), emit, 0)
 
 
-def check_scale(node: dict, base: tuple, emit) -> None:  # noqa: ANN001
+def check_scale(node: dict, base: tuple, emit: Emit) -> None:
     """instance_count and process_count_per_instance are integers >= 1 (or expressions), on a job or a step."""
     resources = node.get("resources")
     if isinstance(resources, dict):
@@ -158,7 +159,7 @@ def check_scale(node: dict, base: tuple, emit) -> None:  # noqa: ANN001
         _int(distribution, "process_count_per_instance", (*base, "distribution"), emit, 1)
 
 
-def _deployment(data: dict, emit) -> None:  # noqa: ANN001
+def _deployment(data: dict, emit: Emit) -> None:
     _int(data, "instance_count", (), emit, 1)
     settings = data.get("request_settings")
     if isinstance(settings, dict):
@@ -180,7 +181,7 @@ def _deployment(data: dict, emit) -> None:  # noqa: ANN001
                  rule="range")  # fmt: skip
 
 
-def declared_inputs(inputs: Any, base: tuple, emit) -> None:  # noqa: ANN001
+def declared_inputs(inputs: Any, base: tuple, emit: Emit) -> None:
     """``type: integer``/``number`` inputs: default, min and max of that type, the default within min..max."""
     for name, facts in inputs.items() if isinstance(inputs, dict) else []:
         if not isinstance(facts, dict) or not isinstance(facts.get("type"), str):

@@ -1,42 +1,24 @@
-"""azureml: references are well-formed: registry assets, job outputs, datastore paths, workspace assets.
-
-The forms are Azure ML's documented URI schemes (https://learn.microsoft.com/azure/machine-learning/
-concept-data#uri and reference-yaml-core-syntax); the regular expressions live here and other rules import them.
-"""
+"""azureml: references are well-formed: registry assets, job outputs, datastore paths, workspace assets (the
+patterns: tools.validate.references)."""
 
 from __future__ import annotations
 
-import re
-
-from tools.validate.bindings import OPEN, substitute
 from tools.validate.document import Spec
+from tools.validate.expressions import OPEN, substitute
 from tools.validate.findings import WARNING
+from tools.validate.references import (
+    ASSET_KEYS,
+    DATASTORE_PATH,
+    JOB_OUTPUT,
+    REGISTRY_ASSET,
+    REGISTRY_UNVERSIONED,
+    WORKSPACE_ASSET,
+)
 from tools.validate.rules._walk import strings_with
-
-REGISTRY_ASSET = re.compile(
-    r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
-    r"/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)/(?:(?P<sel>versions|labels)/(?P<ref>[A-Za-z0-9][A-Za-z0-9._-]*))$"
-)
-REGISTRY_UNVERSIONED = re.compile(
-    r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{2,32})/(?P<noun>components|models|environments|data)"
-    r"/(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)/?$"
-)
-JOB_OUTPUT = re.compile(r"^azureml://jobs/[A-Za-z0-9_-]+/outputs/[A-Za-z0-9_]+(/.*)?$")
-DATASTORE_PATH = re.compile(
-    r"^azureml://(subscriptions/[^/]+/resourcegroups/[^/]+/workspaces/[^/]+/)?datastores/[A-Za-z0-9_]+/paths/.+$"
-)
-WORKSPACE_ASSET = re.compile(
-    r"^azureml:(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>[A-Za-z0-9._-]+)|@(?P<label>[A-Za-z0-9_-]+))?$"
-)
-ASSET_KEYS = ("path", "model", "environment", "component", "compute")
+from tools.validate.rules.support import Emit, RuleContext
 
 
-def model_name_from_uri(uri: object) -> str | None:
-    match = REGISTRY_ASSET.match(uri) if isinstance(uri, str) else None
-    return match["name"] if match and match["noun"] == "models" else None
-
-
-def check(spec: Spec, emit, context) -> None:  # noqa: ANN001 - Emit, RuleContext (see rules/__init__)
+def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     """Every azureml: reference in the spec is well-formed."""
     if not spec.may_hold("azureml:"):  # every check below is of a value that starts with it
         return

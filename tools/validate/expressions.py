@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 OPEN, CLOSE = "${{", "}}"
 OPTIONAL_OPEN, OPTIONAL_CLOSE = "$[[", "]]"
@@ -327,3 +328,17 @@ def check(text: str, place: Place, singular: bool = False) -> tuple[Parsed, list
     placed = [problem for problem in placement_problems(parsed, place, singular) if problem.offset not in syntax]
     problems = [*parsed.problems, *placed]
     return parsed, sorted(problems, key=lambda p: p.offset)
+
+
+def parent_binding(value: Any) -> tuple[str, str] | None:
+    """``("inputs"|"outputs"|"jobs", name)`` when ``value`` is exactly one ``${{parent...}}`` binding (for a step:
+    its name)."""
+    if not isinstance(value, str) or OPEN not in value:
+        return None
+    parsed = parse(value)
+    if parsed.problems or not parsed.singular:
+        return None
+    expression = parsed.expressions[0]
+    if expression.parts[0] != "parent":
+        return None
+    return expression.parts[1], expression.parts[2]

@@ -388,7 +388,7 @@ def _export_all(kinds_file: Path, _mtime_ns: int) -> dict[str, str]:
     package_parent = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     code = ("import json, sys\nfrom pathlib import Path\nfrom tools.core.offline import apply_offline_env\n"
-            "from tools.core.repo import select\nfrom tools.validate.export import export_here\n"
+            "from tools.core.repo import select\nfrom tools.schemas.export import export_here\n"
             "apply_offline_env()\nselect(sys.argv[1])\n"
             "sys.stdout.write(json.dumps(export_here(Path(sys.argv[2]))))\n")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code, str(active().root), str(kinds_file)], env=env,

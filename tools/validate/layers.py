@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR, INTERNAL, WARNING, Finding
-from tools.validate.rules import RuleContext, check_spec
+from tools.validate.rules.concerns import check_spec
+from tools.validate.rules.support import RuleContext
 
 ALL_LAYERS = "ABCD"
 LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)

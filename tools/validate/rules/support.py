@@ -1,0 +1,41 @@
+"""What every rule receives: ``emit`` (report one finding) and the ``RuleContext`` (what rules may look up across
+files). Imports no rule, so every rule module can name these types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tools.validate.document import Spec
+from tools.validate.findings import ERROR
+
+
+class Emit(Protocol):
+    """``emit(key_path, message, severity=ERROR, rule="")``: one finding on the spec being checked; ``rule`` is an
+    id from schemas/rules.yaml."""
+
+    def __call__(self, key_path: tuple, message: str, severity: str = ERROR, rule: str = "") -> None: ...
+
+
+@dataclass
+class RuleContext:
+    """What rules may look up across files: every spec being validated together, and the workspace policy."""
+
+    specs: list[Spec]
+    policy: str = "default"  # "prod" adds the promotion policy
+    computes: dict[str, str] = field(default_factory=dict)  # cluster name -> VM size
+    registered_models: dict[str, str] = field(default_factory=dict)  # model name -> base model URI (tag)
+
+    def __post_init__(self) -> None:
+        for spec in self.specs:
+            data = spec.data or {}
+            if spec.kind == "amlCompute" and isinstance(data.get("name"), str):
+                self.computes[data["name"]] = str(data.get("size", ""))
+            if spec.kind == "model" and isinstance(data.get("name"), str):
+                tags = data.get("tags") or {}
+                if isinstance(tags, dict) and isinstance(tags.get("base_model"), str):
+                    self.registered_models[data["name"]] = tags["base_model"]
+
+
+Check = Callable[[Spec, Emit, "RuleContext"], None]  # one concern's check(spec, emit, context)
