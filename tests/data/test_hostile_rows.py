@@ -38,8 +38,14 @@ def _write(folder: Path, lines: list[bytes], name: str = "train_sft.jsonl") -> P
         (b"[1, 2, 3]", "not-an-object"),
         (b"[" * 100_000, "unparseable-line"),
         (b'{"prompt_id": "x", "messages": ' + b"[" * 50 + b"]" * 50 + b"}", "bad-message"),
+        (b'{"prompt_id": "x", "n": ' + b"9" * 5000 + b', "messages": []}', "unparseable-line"),
+        (b'{"prompt_id": ' + b"-" + b"1" * 4301 + b', "messages": []}', "unparseable-line"),
+        (b'{"prompt_id": "x", "w": NaN, "messages": []}', "unparseable-line"),
+        (b'{"prompt_id": "x", "w": -Infinity, "messages": []}', "unparseable-line"),
+        (b'{"prompt_id": "x", "w": 1e999, "messages": []}', "unparseable-line"),
     ],
-    ids=["message-without-content", "invalid-utf8", "unparseable", "not-an-object", "json-bomb", "deep-json"],
+    ids=["message-without-content", "invalid-utf8", "unparseable", "not-an-object", "json-bomb", "deep-json",
+         "5000-digit-int", "huge-prompt-id", "nan", "infinity", "float-overflow"],
 )
 def test_a_bad_line_costs_its_row_with_its_file_line(bad: bytes, reason: str, tmp_path: Path, kit, cli) -> None:
     good = _lines(kit)
@@ -175,3 +181,46 @@ def test_json_typed_columns_are_decoded_at_every_level(tmp_path: Path, kit) -> N
     table = next(iter(stream.with_format("arrow").iter(batch_size=10)))
     assert "json" in str(table.schema.field("messages").type)  # the case this test is about
     assert column_values(table, "messages") == [good["messages"], odd["messages"]]
+
+
+def test_a_json_array_item_with_a_huge_number_costs_its_row_only(tmp_path: Path, kit, cli) -> None:
+    bad = '{"prompt_id": "x", "n": ' + "9" * 5000 + ', "messages": [{"role": "user", "content": "hi"}]}'
+    folder = tmp_path / "src"
+    folder.mkdir()
+    good = [kit.row("a0"), kit.row("a1")]
+    items = [json.dumps(good[0]), bad, json.dumps(good[1])]
+    (folder / "train_sft.json").write_text("[\n" + ",\n".join(items) + "\n]\n")
+    result = _prepare(cli, folder, tmp_path / "out")
+    assert result.code == 0, result.err
+    written = [r["prompt_id"] for r in kit.read_jsonl(tmp_path / "out" / "train_sft.jsonl")]
+    assert written == [row["prompt_id"] for row in good]
+    (issue,) = _issues(tmp_path / "out")
+    assert (issue["row"], issue["reason"]) == (3, "unparseable-line") and "5000 digits" in issue["detail"]
+
+
+@pytest.mark.parametrize(
+    ("first", "line", "words"),
+    [
+        ("license: [mit", 3, "did not find expected"),
+        ("license: !!int mit", 2, "license: 'mit' cannot be read as !!int"),
+        ("license: 2024-13-45", 2, "not a valid one"),
+        ("license: !!bool maybe", 2, "cannot be read as !!bool"),
+        ("license: !!python/object:os.system {}", 2, "could not determine a constructor"),
+    ],
+    ids=["syntax", "bad-int-tag", "bad-date", "bad-bool-tag", "unknown-tag"],
+)
+def test_a_dataset_card_that_cannot_be_read_is_one_line_naming_source_and_card(
+    first: str, line: int, words: str, tmp_path: Path, kit, cli
+) -> None:
+    folder = tmp_path / "hub"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "train_sft-00000-of-00001.jsonl").write_bytes(b"\n".join(_lines(kit, 2)) + b"\n")
+    (folder / "README.md").write_text(
+        f"---\n{first}\nconfigs:\n- config_name: default\n  data_files:\n  - split: train_sft\n"
+        "    path: data/train_sft-*\n---\n# card\n"
+    )
+    result = _prepare(cli, folder, tmp_path / "out")
+    assert result.code == 2, result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err, result.err
+    assert f"--source {folder}: " in result.err and f"README.md:{line}: " in result.err, result.err
+    assert words in result.err, result.err

@@ -5,7 +5,10 @@ Parquet and hub sources stream through the real ``datasets.load_dataset(..., str
 JSON Lines files (given directly or named by a hub-layout README) are read here, line by line, because
 ``datasets``' JSON builder fails a whole block for one bad line, names no line, and types a column as JSON text when
 one row differs from the others. Here every line is one row on its own: invalid UTF-8, a line that is not JSON
-(e.g. a truncated last line), or a JSON value that is not an object is that row's problem, with its 1-based line.
+(e.g. a truncated last line), or a JSON value that is not an object is that row's problem, with its 1-based line;
+so is a number no row can hold (an integer past Python's int-string limit, which ``json`` raises ValueError on after
+parsing; ``NaN``/``Infinity``, which are not JSON; a float past the float range, which would be written back as
+``Infinity``). A local dataset card whose YAML front matter cannot be read is one line naming the card (exit 2).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import math
 import os
 import re
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +29,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tools.core.errors import UserError
+from tools.core.offline import GO_ONLINE_HINT, hub_offline
 from tools.data.rows import RowDefect
 
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -124,15 +130,46 @@ class RowBatch:
         return RowBatch(self.file, [self.values[i] for i in chosen], [self.lines[i] for i in chosen], problems)
 
 
+class _BadNumber(ValueError):
+    """A JSON number no row can hold (raised from the decoder's number hooks, so the row is named, not the run)."""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # past sys.get_int_max_str_digits(): json.loads would raise this after parsing
+        digits = len(text.lstrip("-"))
+        raise _BadNumber(
+            f"an integer of {digits} digits (Python reads at most {sys.get_int_max_str_digits()})"
+        ) from None
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _BadNumber(f"{text[:40]} is past the range of a float (it would be written back as Infinity)")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise _BadNumber(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant)
+_LENIENT = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=str)  # finds where a bad item ends
+
+
 def _parse_line(raw: bytes) -> tuple[Any, RowDefect | None]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         return None, ("invalid-utf8", f"byte 0x{raw[error.start]:02x} at column {error.start + 1} is not UTF-8")
     try:
-        value = json.loads(text)
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as error:
         return None, ("unparseable-line", f"not JSON: {error.msg} at column {error.colno}")
+    except _BadNumber as error:
+        return None, ("unparseable-line", f"not JSON a row can hold: {error}")
     except RecursionError:
         return None, ("unparseable-line", "not JSON a row can hold: nested too deeply")
     if not isinstance(value, dict):
@@ -162,7 +199,6 @@ def _json_array(path: Path, shown: str) -> Iterator[tuple[int, Any, RowDefect | 
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise UserError(f"{shown}: byte {error.start} is not UTF-8 (a JSON array file is read whole)") from None
-    decoder = json.JSONDecoder()
     index, line = text.index("[") + 1, 1
     counted = 0
     while True:
@@ -173,7 +209,12 @@ def _json_array(path: Path, shown: str) -> Iterator[tuple[int, Any, RowDefect | 
         line += text.count("\n", counted, index)
         counted = index
         try:
-            value, index = decoder.raw_decode(text, index)
+            try:
+                value, index = _DECODER.raw_decode(text, index)
+            except _BadNumber as error:  # the item is JSON: skip past it and report it as that row's problem
+                _, index = _LENIENT.raw_decode(text, index)
+                yield line, None, ("unparseable-line", f"not JSON a row can hold: {error}")
+                continue
         except (json.JSONDecodeError, RecursionError) as error:
             raise UserError(f"{shown}:{line}: not a JSON array of rows: {error}") from None
         yield line, value, None if isinstance(value, dict) else ("not-an-object", "the item is not a JSON object")
@@ -262,9 +303,7 @@ def _hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
 
 
 def _offline_enabled() -> bool:
-    return any(
-        os.environ.get(k, "").upper() in {"1", "ON", "YES", "TRUE"} for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
+    return hub_offline()
 
 
 def _unreachable(source: Source, why: str) -> UserError:
@@ -286,13 +325,56 @@ def _layout_json_files(source: Source) -> dict[str, list[str]] | None:
     return files if all(Path(name).is_file() for names in files.values() for name in names) else None
 
 
+def check_card(source: Source) -> None:
+    """A local folder's dataset card (README.md) must have YAML front matter that can be read: ``datasets`` reads it
+    with PyYAML and its syntax and construction errors (``!!int mit``, ``2024-13-45``) would surface as a multi-line
+    internal error. Raises one UserError naming ``--source``, the card and the line (exit 2)."""
+    import yaml
+
+    from tools.core.yamlio import YamlProblem, load_lined
+
+    card = Path(source.path) / "README.md"
+    try:
+        text = card.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        if card.is_file():
+            raise UserError(f"--source {source.text}: {display_path(card)}: cannot read the dataset card: "
+                            f"{first_line(exc)}") from None  # fmt: skip
+        return
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:  # no closing line: no front matter to read (as datasets sees it)
+        return
+    front = "\n".join(lines[1:end]) + "\n"
+    shown = f"--source {source.text}: {display_path(card)}"
+    try:
+        yaml.load(front, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+        return
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, what = (mark.line + 2 if mark else 1), error.problem or error.context or "malformed YAML"
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+        line, what = 1, first_line(error)
+        try:
+            load_lined(front)  # the same text through the repo's reader: names the line and key it cannot build
+        except YamlProblem as problem:
+            key = ".".join(str(part) for part in problem.key_path)
+            line, what = problem.line + 1, f"{key}: {problem.message}" if key else problem.message
+    raise UserError(f"{shown}:{line}: the dataset card's YAML front matter cannot be read: {what}")
+
+
 def open_source(source: Source, revision: str | None) -> Any:
     """``{split: dataset}``: ``load_dataset(..., streaming=True)`` or :class:`JsonFiles`; a one-line UserError."""
+    if source.kind == "hub-layout":
+        check_card(source)
     if source.kind == "json":
         return _json_splits(source, source.kwargs["data_files"])
     if source.kind == "hub" and not _offline_enabled() and not _hub_reachable():
         raise _unreachable(source, f"no connection within {HUB_PROBE_TIMEOUT_S:.0f} s")
     import datasets
+    import yaml
     from datasets.exceptions import DatasetsError
 
     datasets.logging.set_verbosity_error()
@@ -317,9 +399,10 @@ def open_source(source: Source, revision: str | None) -> Any:
             return datasets.load_dataset(source.path, streaming=True, **kwargs)
     except ConnectionError as exc:
         if source.kind == "hub":
-            raise _unreachable(source, "offline mode is on" if _offline_enabled() else "connection failed") from None
+            why = f"offline mode is on: {GO_ONLINE_HINT}" if _offline_enabled() else "connection failed"
+            raise _unreachable(source, why) from None
         raise UserError(f"--source {source.text}: {first_line(exc)}") from None
-    except (DatasetsError, OSError, ValueError, TypeError) as exc:
+    except (DatasetsError, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise UserError(f"--source {source.text}: cannot load: {first_line(exc)}") from None
 
 
