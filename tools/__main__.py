@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("tools.validate.cli", "validate specs offline: YAML hygiene, SDK loaders, JSON schemas, repo rules"),
     "schemas": ("tools.schemas.export", "export the CLI v2 JSON schemas from the pinned azure-ai-ml"),
     "contracts": ("tools.schemas.contracts", "record a registry component's contract from its published spec"),
+    "rules": ("tools.schemas.rules_page", "write docs/rules.md from schemas/rules.yaml (--check compares)"),
     "data": ("tools.data.prepare", "prepare ultrachat_200k into checked chat JSONL"),
     "tiny-model": ("tools.demo.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
     "score": ("tools.serve.score", "build scoring requests and invoke endpoints"),

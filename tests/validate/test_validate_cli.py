@@ -97,6 +97,12 @@ def test_sarif_report_for_code_scanning(repo_root: Path, broken: Path) -> None:
     assert report["version"] == "2.1.0"
     result = next(r for r in report["runs"][0]["results"] if "instance_count" in r["message"]["text"])
     assert result["level"] == "error" and result["locations"][0]["physicalLocation"]["region"]["startLine"] > 1
+    rules = {rule["id"]: rule for rule in report["runs"][0]["tool"]["driver"]["rules"]}
+    assert {r["ruleId"] for r in report["runs"][0]["results"]} <= set(rules)  # every result's rule is described
+    for rule in rules.values():  # ids from schemas/rules.yaml, each with its summary and a real help page
+        assert "/" not in rule["id"] and rule["shortDescription"]["text"]
+        assert rule["helpUri"].startswith("https://learn.microsoft.com/"), rule
+    assert "informationUri" not in report["runs"][0]["tool"]["driver"]  # no placeholder
 
 
 def test_internal_failure_on_one_file_is_its_finding_and_exit_3(repo_root: Path, broken: Path,

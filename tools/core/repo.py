@@ -1,5 +1,5 @@
 """The repo's facts in data, read from one root: the registry component contracts, the model catalog, the SKU table,
-the spec kinds, the values schema and the exported JSON schemas.
+the spec kinds, the validation rule ids, the values schema and the exported JSON schemas.
 
 ``Repo(root)`` owns every path below a root and caches what it reads. One repo is *active* per process: this
 checkout by default, or the one a command's ``--root DIR`` selects (``select``). Code asks the active repo (or the
@@ -55,6 +55,11 @@ class Repo:
     @property
     def kinds_file(self) -> Path:
         return self.schemas_dir / "kinds.yaml"
+
+    @property
+    def rules_file(self) -> Path:
+        """Every validation rule id: layer, summary, help URL (SARIF, docs/rules.md)."""
+        return self.schemas_dir / "rules.yaml"
 
     @property
     def values_schema_file(self) -> Path:
@@ -115,6 +120,9 @@ class Repo:
 
     def schema_url(self, kind: str) -> str:
         return self.kinds_table()["schema_base_url"] + self.kinds()[kind]["file"]
+
+    def rules_table(self) -> dict[str, Any]:
+        return self._cached("rules", self.rules_file)
 
     def sku(self, name: str) -> dict[str, Any] | None:
         """The SKU table's facts of an Azure VM size (case-insensitive, as Azure treats SKU names)."""

@@ -22,6 +22,7 @@ from tools.core.repo import REPO_ROOT, kinds
 from tools.validate.document import Spec, parse_spec
 from tools.validate.findings import ERROR, INTERNAL, promote_warnings, to_github, to_json, to_junit, to_sarif, to_text
 from tools.validate.layers import ALL_LAYERS, Report, statuses_of, validate_specs
+from tools.validate.rule_ids import layer_defaults, rule_table
 from tools.validate.rules.files import relative_display
 
 __all__ = ["Report", "validate_specs", "validate_workspace", "spec_paths_of_workspace", "expand_paths"]
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.format == "github":
         output = to_github(findings)
     elif args.format == "sarif":
-        output = to_sarif(findings)
+        output = to_sarif(findings, rule_table(), layer_defaults())
     else:
         lines = [to_text(findings)] if findings else []
         lines += [s.text() for s in statuses if not (args.quiet and s.status == "valid")]

@@ -1,11 +1,13 @@
-"""Validation findings and their three renderings: one text line each, JSON, and JUnit XML for CI annotations."""
+"""Validation findings and their five renderings: one text line each, JSON, JUnit XML, SARIF 2.1.0 and GitHub
+Actions annotations."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from tools.core.yamlio import KeyPath, format_key_path
@@ -84,24 +86,31 @@ def to_json(findings: list[Finding], files: list[str], statuses: list[dict] | No
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def to_sarif(findings: list[Finding]) -> str:
-    """SARIF 2.1.0 for GitHub code scanning: one rule per layer and rule name, one result per finding (its file,
+def to_sarif(findings: list[Finding], rules: Mapping[str, Any], defaults: Mapping[str, str]) -> str:
+    """SARIF 2.1.0 for GitHub code scanning: one rule per id that occurs (its summary and helpUri from ``rules``,
+    schemas/rules.yaml; a finding with no id takes its layer's from ``defaults``), one result per finding (its file,
     line and key path). https://docs.oasis-open.org/sarif/sarif/v2.1.0/sarif-v2.1.0.html"""
-    rule_ids: dict[str, dict[str, object]] = {}
+    descriptors: dict[str, dict[str, object]] = {}
     results = []
     for f in findings:
-        rule_id = f"{f.layer}/{f.rule or LAYERS[f.layer].replace(' ', '-').lower()}"
-        rule_ids.setdefault(rule_id, {"id": rule_id, "name": rule_id.replace("/", "-"),
-                                      "shortDescription": {"text": f"{LAYERS[f.layer]}: {f.rule or 'check'}"}})
+        rule_id = f.rule or defaults.get(f.layer, "")
+        if rule_id not in descriptors:
+            rule = rules.get(rule_id)
+            descriptor: dict[str, object] = {"id": rule_id, "name": rule_id,
+                                             "properties": {"layer": f.layer, "layerName": LAYERS[f.layer]}}
+            if rule is not None:
+                descriptor["shortDescription"] = {"text": rule.summary}
+                descriptor["helpUri"] = rule.help
+            descriptors[rule_id] = descriptor
         location: dict[str, object] = {"artifactLocation": {"uri": f.path.lstrip("/") if not f.path.startswith("/")
                                                             else f.path}}
         if f.line:
             location["region"] = {"startLine": f.line}
-        results.append({"ruleId": rule_id, "level": {ERROR: "error", WARNING: "warning"}.get(f.severity, "note"),
+        results.append({"ruleId": rule_id,
+                        "level": {ERROR: "error", WARNING: "warning"}.get(f.severity, "note"),
                         "message": {"text": f"{f.key}: {f.message}" if f.key else f.message},
                         "locations": [{"physicalLocation": location}]})  # fmt: skip
-    run = {"tool": {"driver": {"name": "azureml-validate", "informationUri": "https://github.com/",
-                               "rules": list(rule_ids.values())}}, "results": results}  # fmt: skip
+    run = {"tool": {"driver": {"name": "azureml-validate", "rules": list(descriptors.values())}}, "results": results}
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
