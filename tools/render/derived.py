@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from tools.core import arm
 from tools.core.errors import UserError
 from tools.core.repo import contract, models, sft_interface, sku_gpus
 from tools.render.values import Values
@@ -261,6 +262,9 @@ def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]
         "dropped_model_defaults": finetune.dropped_model_defaults,
         "deployment_model": deployment_model,
         "identity_resource_id": identity_id,
+        "registry_resource_id": arm.registry_id(
+            data["registry"]["subscription_id"], data["registry"]["resource_group"], data["registry"]["name"]
+        ),
         "job_name": job_name or JOB_NAME_PLACEHOLDER,
         "sft_inputs": sft_interface()["inputs"],
         "sft_outputs": sft_interface()["outputs"],
