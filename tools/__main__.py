@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import sys
 import traceback
 from pathlib import Path
 
 from tools.core.errors import CloudRefused, UserError
-from tools.core.offline import apply_offline_env
-from tools.core.repo import select
+from tools.core.offline import apply_offline_env, go_online
 
 # command name -> (module, one-line help). One module owns one command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("tools.data.prepare", "prepare ultrachat_200k into checked chat JSONL"),
     "tiny-model": ("tools.demo.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
     "score": ("tools.serve.score", "build scoring requests and invoke endpoints"),
+    "evaluate": ("tools.evaluate.cli", "judge a candidate chat model against the champion on the gate set"),
     "serve": ("tools.serve.host", "serve an MLflow model locally on 127.0.0.1"),
     "plan": ("tools.operate.plan", "print the ordered az ml commands for a workspace"),
     "apply": ("tools.operate.apply", "run the plan step by step (dry run unless --execute)"),
@@ -36,13 +37,57 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # Exit codes of every command: 0 success, 1 findings/errors in the input, 2 could not run (usage, unreadable
-# input, a UserError), 3 internal failure (a bug), 130 interrupted.
+# input, a UserError, a missing dependency), 3 internal failure (a bug), 130 interrupted.
 INTERNAL_ERROR = 3
+SETUP_ERROR = 2
 
 DESCRIPTION = (
     "The repo's tools, one job each: values -> specs -> findings -> plan, plus data, training and serving "
-    "helpers. `python -m tools <command> --help` for each."
+    "helpers. `python -m tools <command> --help` for each. Run them with the project's interpreter: "
+    "`make venv`, then `.venv/bin/python -m tools ...` (or `. .venv/bin/activate` first)."
 )
+
+# Import name -> PyPI distribution, where the two differ (requirements/lock.txt pins the distributions).
+DISTRIBUTIONS: dict[str, str] = {
+    "yaml": "PyYAML",
+    "azure": "azure-ai-ml",
+    "azure.ai": "azure-ai-ml",
+    "azure.ai.ml": "azure-ai-ml",
+    "jinja2": "Jinja2",
+    "sklearn": "scikit-learn",
+    "google.protobuf": "protobuf",
+    "PIL": "pillow",
+    "dateutil": "python-dateutil",
+}
+
+
+def missing_distribution(error: BaseException) -> str | None:
+    """The package a missing-dependency error names, or None when the error is something else (our own module
+    missing from ``tools`` is a bug, not the user's setup)."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, importlib.metadata.PackageNotFoundError):
+            return str(candidate.args[0]) if candidate.args else str(candidate)
+        if isinstance(candidate, ModuleNotFoundError) and candidate.name:
+            if candidate.name.split(".")[0] == "tools":
+                return None
+            parts = candidate.name.split(".")
+            for cut in range(len(parts), 0, -1):
+                if ".".join(parts[:cut]) in DISTRIBUTIONS:
+                    return DISTRIBUTIONS[".".join(parts[:cut])]
+            return parts[0]
+    return None
+
+
+def setup_hint(package: str, prefix: str | None = None) -> str:
+    """One line: which package is missing and how to get it (exit 2: the setup, not a bug)."""
+    prefix = sys.prefix if prefix is None else prefix
+    venv = Path(__file__).resolve().parent.parent / ".venv"
+    if Path(prefix).resolve() == venv.resolve():
+        how = "the project's .venv is incomplete: `rm .venv/.installed && make venv` reinstalls it from requirements/"
+    else:
+        how = (f"this interpreter ({sys.executable}) is not the project's: run `make venv`, then "
+               "`.venv/bin/python -m tools ...` (or `. .venv/bin/activate` first)")
+    return f"error: the Python package {package} is not installed; {how}"
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -51,6 +96,21 @@ def _top_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _run_command(name: str, rest: list[str]) -> int:
+    from tools.core.repo import select
+
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"python -m tools {name}", description=(module.__doc__ or help_text).strip(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    if getattr(args, "online", False):  # --online on a command that fetches (tools/core/offline.py)
+        go_online()
+    select(getattr(args, "root", None))  # a command's --root DIR: every fact is read from DIR
+    return int(module.run(args) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,16 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         parser.parse_args(argv[:1])  # --help prints the list; an unknown command exits 2 with argparse's line
         return 2
-    name, rest = argv[0], argv[1:]
-    module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)  # a missing module is a bug: let it surface, never hide it
-    parser = argparse.ArgumentParser(prog=f"python -m tools {name}", description=(module.__doc__ or help_text).strip(),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
-    select(getattr(args, "root", None))  # a command's --root DIR: every fact is read from DIR
     try:
-        return int(module.run(args) or 0)
+        return _run_command(argv[0], argv[1:])
     except (UserError, CloudRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
@@ -80,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # a bug, not the user's input: one line and exit 3 (TOOLS_DEBUG=1 shows the trace)
+        package = missing_distribution(error)
+        if package is not None:  # the user's setup: which package, and how to get it
+            print(setup_hint(package), file=sys.stderr)
+            return SETUP_ERROR
         if os.environ.get("TOOLS_DEBUG"):
             raise
         where = traceback.extract_tb(error.__traceback__)[-1]
