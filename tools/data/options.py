@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.core.errors import UserError
+from tools.core.offline import add_online_argument
 
 DEFAULT_SOURCE = "HuggingFaceH4/ultrachat_200k"
 DEFAULT_SPLITS = "train_sft,test_sft,train_gen,test_gen"
@@ -201,6 +202,7 @@ def add_arguments(parser: argparse.ArgumentParser, description: str | None) -> N
     prep.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to load")
     prep.add_argument("--batch-size", type=int, default=1000, help="Arrow batch size (default: %(default)s)")
     prep.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_online_argument(prep)  # --online: tools/core/offline.py, acted on by tools/__main__.py
     prep.add_argument("--no-fast", dest="fast", action="store_false", help=argparse.SUPPRESS)  # per-row path only
 
     sample = sub.add_parser("sample", help="write the bundled synthetic hub-layout sample (deterministic)")
