@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR, Finding
-from tools.validate.rules import bindings, catalog, contracts, files, kinds, names, open_keys, policy, ranges, uris
+from tools.validate.rules import (
+    bindings,
+    catalog,
+    contracts,
+    files,
+    immutable,
+    kinds,
+    names,
+    open_keys,
+    policy,
+    ranges,
+    uris,
+)
 from tools.validate.rules.support import Check, RuleContext
 
 CONCERNS: tuple[Check, ...] = (uris.check, bindings.check, contracts.check, names.check, ranges.check, catalog.check,
-                               files.check, policy.check, kinds.check, open_keys.check)  # fmt: skip
+                               files.check, policy.check, kinds.check, open_keys.check, immutable.check)  # fmt: skip
 
 
 def check_spec(spec: Spec, context: RuleContext) -> list[Finding]:

@@ -1,5 +1,6 @@
 """Everything ``policy: prod`` means, in one place: every asset reference pins a version (no labels, no bare
-names), deployments serve registry models on at least two instances, environment images pin a tag."""
+names), deployments serve registry models on at least two instances, environment images pin a tag, managed
+online endpoints are keyless (aad_token)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tools.validate.rules._walk import walk
 from tools.validate.rules.support import Emit, RuleContext
 
 PROD = "prod"
+KEYLESS = ("aad_token", "aadtoken")  # auth_mode as written, and as azure-ai-ml compares it (casing.py)
 MIN_PROD_INSTANCES = 2  # Azure's SLA for managed online endpoints needs 3; 2 is our floor for a rolling update
 
 
@@ -29,6 +31,11 @@ def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
             match = WORKSPACE_ASSET.match(value)
             if match and path[-1] != "compute" and not match["version"]:
                 emit(path, f"prod policy: pin a version ({value} has none)", rule="prod-pin")
+    if spec.kind == "managedOnlineEndpoint" and str(data.get("auth_mode", "key")).lower() not in KEYLESS:
+        emit(("auth_mode",) if "auth_mode" in data else (),
+             f"prod policy: a keyless endpoint (auth_mode: aad_token: callers present a Microsoft Entra token; "
+             f"how-to-authenticate-online-endpoint), got {data.get('auth_mode', 'key (the default)')}",
+             rule="prod-keyless")  # fmt: skip
     if spec.kind == "managedOnlineDeployment":
         count = data.get("instance_count")
         if isinstance(count, int) and not isinstance(count, bool) and 1 <= count < MIN_PROD_INSTANCES:
