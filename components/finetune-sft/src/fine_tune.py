@@ -41,11 +41,24 @@ EXIT_PEER_FAILED = 1
 ROLES = ("system", "user", "assistant")
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-ATTENTION = ("auto", "flash_attention_2", "sdpa", "eager")
+# "kernels": flash-attention from the `kernels` package's hub build (transformers' own choice for flash_attention_2
+# without the flash_attn package); flex_attention: PyTorch's, with a document mask over packed conversations.
+ATTENTION = ("auto", "kernels", "flash_attention_2", "flex_attention", "sdpa", "eager")
+# TRL's packing strategies (trl/trainer/sft_config.py): bfd_split keeps the overflow of long conversations as more
+# rows, bfd drops it.
+PACKING_STRATEGIES = ("bfd_split", "bfd")
+# Peak learning rate when --learning-rate is not given: LoRA adapters start at zero (B = 0) and need ~10x the rate of
+# full fine-tuning (the LoRA paper's GPT-2 runs: 2e-4; TRL's LoRA examples: 2e-4).
+DEFAULT_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5}
 PHI3_LORA_TARGETS = "qkv_proj,o_proj,gate_up_proj,down_proj"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# Packages the MLflow model needs at serving time (explicit: MLflow's inference of them crashes in this stack).
+# Packages the MLflow model needs at serving time (explicit: MLflow's inference of them crashes in this stack),
+# pinned to the versions this process runs.
 SERVING_PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "jinja2", "mlflow")
+# And what Azure's MLflow no-code deployment imports at start-up (its generated mlflow_score_script.py imports
+# azureml.ai.monitoring; without these the container fails its probes with 502): Azure/azureml-examples PRs #3730,
+# #3913, #3933, #4032. Not needed by the local endpoint (mlflow models serve), so pinned here, not installed there.
+AZURE_SERVING_PACKAGES = ("azureml-inference-server-http==1.5.1", "azureml-ai-monitoring==1.0.0")
 
 
 class UserInputError(Exception):
@@ -195,7 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=_positive_float, default=1.0, help="number of epochs (fractional allowed)")
     tr.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (-1: epochs)")
-    tr.add_argument("--learning-rate", type=_positive_float, default=2e-5, help="peak learning rate")
+    tr.add_argument(
+        "--learning-rate",
+        type=_positive_float,
+        default=None,
+        help=f"peak learning rate (default: {DEFAULT_LEARNING_RATE['lora']:g} with --lora, "
+        f"{DEFAULT_LEARNING_RATE['full']:g} for full fine-tuning)",
+    )
     tr.add_argument("--lr-scheduler", choices=SCHEDULERS, default="cosine", help="learning-rate schedule")
     tr.add_argument(
         "--warmup", type=_non_negative_float, default=0.03, help="warmup: a fraction of the steps if < 1, else steps"
@@ -213,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="pack whole conversations best-fit into --max-length rows, padding-free",
     )
     tr.add_argument(
+        "--packing-strategy",
+        choices=PACKING_STRATEGIES,
+        default="bfd_split",
+        help="TRL's packing: bfd_split splits a conversation longer than --max-length into more rows (no token "
+        "lost), bfd drops its overflow",
+    )
+    tr.add_argument(
+        "--assistant-only-loss",
+        action=_BoolAction,
+        default=False,
+        help="train on the assistant turns only (the chat template marks them with {%% generation %%}; TRL's "
+        "training template where the model's own lacks the marks)",
+    )
+    tr.add_argument(
         "--precision",
         choices=PRECISIONS,
         default="auto",
@@ -228,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--attn-implementation",
         choices=ATTENTION,
         default="auto",
-        help="auto: flash_attention_2 when installed on a CUDA GPU, else sdpa",
+        help="auto: the fastest that is really available: flash_attention_2 (flash_attn package), else the "
+        "kernels package's hub flash-attention, else flex_attention on a CUDA GPU; sdpa otherwise",
     )
     tr.add_argument("--seed", type=int, default=42, help="random seed (model init of LoRA, data order)")
     tr.add_argument("--logging-steps", type=_positive_int, default=10, help="log metrics every N steps")
@@ -372,20 +406,134 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
-def resolve_attention(choice: str) -> str:
+@dataclass(frozen=True)
+class Attention:
+    """The attention implementation to load (a transformers name or a hub kernel id) and why it was chosen."""
+
+    implementation: str
+    reason: str
+
+    @property
+    def line(self) -> str:
+        return f"attention: {self.implementation} ({self.reason})"
+
+
+def flash_kernel_id() -> str:
+    """The hub flash-attention kernel transformers itself uses for flash_attention_2 without flash_attn."""
+    from transformers.modeling_flash_attention_utils import FLASH_ATTN_KERNEL_FALLBACK
+
+    return FLASH_ATTN_KERNEL_FALLBACK["flash_attention_2"]
+
+
+def choose_attention(
+    choice: str,
+    *,
+    cuda_capability: int | None,
+    flash_attn_installed: bool,
+    flex_available: bool,
+    load_kernel: Any,
+    kernel_id: str,
+) -> Attention:
+    """Pure choice of the attention implementation. ``cuda_capability``: the GPU's major compute capability, None
+    without CUDA; ``load_kernel()`` fetches the hub kernel and returns None, or a one-line reason it cannot.
+
+    ``auto`` takes the fastest one that is really available: per-conversation (varlen) flash-attention from the
+    flash_attn package or the hub kernel, then flex_attention (a document mask, masked blocks skipped), then sdpa
+    (a dense block-diagonal mask over the packed row). An explicit choice that cannot run is the user's mistake."""
+    option = f"--attn-implementation {choice}"
+    if choice in ("sdpa", "eager"):
+        return Attention(choice, "as asked")
+    if choice == "flex_attention":
+        if cuda_capability is None:
+            raise UserInputError(f"{option}: PyTorch's flex_attention has no backward pass on CPU; use sdpa or eager")
+        if not flex_available:
+            raise UserInputError(f"{option}: this torch has no torch.nn.attention.flex_attention")
+        return Attention(choice, "as asked")
+    if choice == "flash_attention_2":
+        if not flash_attn_installed:
+            raise UserInputError(f"{option}: the flash-attn package is not installed (try kernels)")
+        return Attention(choice, "as asked")
+    if choice == "kernels":
+        if cuda_capability is None or cuda_capability < 8:
+            raise UserInputError(f"{option}: the hub flash-attention kernel needs a CUDA GPU of compute capability 8+")
+        problem = load_kernel()
+        if problem:
+            raise UserInputError(f"{option}: cannot load {kernel_id} ({problem})")
+        return Attention(kernel_id, "as asked: hub flash-attention kernel, per conversation")
+    # auto
+    if cuda_capability is None:
+        return Attention("sdpa", "auto: no CUDA GPU; flash-attention kernels need one, flex_attention has no CPU "
+                                 "backward")  # fmt: skip
+    if cuda_capability < 8:
+        return Attention("sdpa", f"auto: GPU compute capability {cuda_capability}.x; flash-attention needs 8+")
+    if flash_attn_installed:
+        return Attention("flash_attention_2", "auto: the flash_attn package, per conversation")
+    problem = load_kernel()
+    if not problem:
+        return Attention(kernel_id, "auto: hub flash-attention kernel, per conversation")
+    if flex_available:
+        return Attention("flex_attention", f"auto: {kernel_id} not available ({problem}); flex with a document mask")
+    return Attention("sdpa", f"auto: {kernel_id} not available ({problem}); no flex_attention in this torch")
+
+
+def _load_flash_kernel(kernel_id: str) -> str | None:
+    """Fetch and register the hub kernel (downloads unless cached); None when it loaded, else the first line of why."""
+    import importlib.util
+
+    if importlib.util.find_spec("kernels") is None:
+        return "the kernels package is not installed"
+    try:
+        from transformers.integrations.hub_kernels import load_and_register_attn_kernel
+
+        load_and_register_attn_kernel(kernel_id)
+    except Exception as exc:  # noqa: BLE001 - offline, no build for this GPU/torch, hub errors: every one means "no"
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{type(exc).__name__}: {text[:160]}"
+    return None
+
+
+def resolve_attention(choice: str) -> Attention:
     import importlib.util
 
     import torch
 
-    if choice != "auto":
-        if choice == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-            raise UserInputError("--attn-implementation flash_attention_2: the flash-attn package is not installed")
-        return choice
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        major, _ = torch.cuda.get_device_capability()
-        if major >= 8:
-            return "flash_attention_2"
-    return "sdpa"
+    capability = torch.cuda.get_device_capability()[0] if torch.cuda.is_available() else None
+    kernel_id = flash_kernel_id()
+    return choose_attention(
+        choice,
+        cuda_capability=capability,
+        flash_attn_installed=importlib.util.find_spec("flash_attn") is not None,
+        flex_available=importlib.util.find_spec("torch.nn.attention.flex_attention") is not None,
+        load_kernel=lambda: _load_flash_kernel(kernel_id),
+        kernel_id=kernel_id,
+    )
+
+
+# Most widely available last: where ranks disagree (one could fetch the hub kernel, another not), all take the last.
+_ATTENTION_ORDER = ("flash_attention_2", "kernel", "flex_attention", "sdpa", "eager")
+
+
+def agree_attention(ranks: Ranks, attention: Attention) -> Attention:
+    """One attention implementation for every rank: the most widely available of those the ranks resolved."""
+    seen = ranks.gather(attention.implementation)
+    if len(set(seen)) == 1:
+        return attention
+
+    def rank_of(name: str) -> int:
+        return _ATTENTION_ORDER.index(name if name in _ATTENTION_ORDER else "kernel")
+
+    chosen = max(seen, key=rank_of)
+    return Attention(chosen, f"ranks resolved {', '.join(sorted(set(seen)))}: all take the most widely available")
+
+
+def dense_mask_micro_batches(args: argparse.Namespace, attention: str, cuda: bool) -> tuple[int, int] | None:
+    """With packing, a micro-batch is one flattened row; sdpa and eager attend over it with a dense block-diagonal
+    mask (every block computed, the masked ones too), so two packed rows cost ~2x the attention of one. On a GPU,
+    train one packed row per micro-batch and accumulate more (same global batch). Returns the new
+    (per-device batch, accumulation), or None to keep the options as given."""
+    if not (cuda and args.packing and attention in ("sdpa", "eager") and args.per_device_train_batch_size > 1):
+        return None
+    return 1, args.per_device_train_batch_size * args.gradient_accumulation_steps
 
 
 # -------------------------------------------------------------------------------------------------- distributed
@@ -458,6 +606,14 @@ class Ranks:
         _REPORTED = True
         self._dist.barrier()  # rank 0 has printed before any rank exits (the launcher may stop the rest)
         raise RunStopped(None, EXIT_USER_ERROR)
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order; ``[value]`` for one process."""
+        if self._dist is None:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        self._dist.all_gather_object(values, value)
+        return values
 
     def checked(self, step: Any) -> Any:
         """Run ``step()`` on every rank; a UserInputError on any rank stops all of them (see ``agree``)."""
@@ -575,25 +731,62 @@ def load_model(name: str, precision: str, attention: str):  # noqa: ANN201 - tra
     return model
 
 
-def tokenize_dataset(summary: DataSummary, tokenizer: Any, cache_dir: Path, num_proc: int):  # noqa: ANN201
-    """Apply the chat template to ``messages`` and tokenise; adds a ``length`` column."""
+def training_chat_template(tokenizer: Any) -> str:
+    """A chat template that marks the assistant's output with ``{% generation %}`` (what assistant-only loss needs):
+    the tokenizer's own when it has the marks, else TRL's training version of it (TRL ships one for Phi-3, among
+    others: trl/chat_templates/phi3_training.jinja). It renders the same text as the original."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = tokenizer.chat_template
+    if isinstance(template, str) and has_generation_markers(template):
+        return template
+    try:
+        training = get_training_chat_template(tokenizer)
+    except (ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(
+            f"--assistant-only-loss: the chat template of {tokenizer.name_or_path} does not mark assistant turns "
+            f"with {{% generation %}} and TRL has no training version of it ({first[:200]})"
+        ) from None
+    return training or template
+
+
+def tokenize(tokenizer: Any, messages: list[dict[str, str]], template: str | None) -> dict[str, list[int]]:
+    """One conversation through the chat template: ``input_ids``, and with a training ``template`` also
+    ``assistant_masks`` (1 on the tokens of the assistant turns, their end-of-turn token included)."""
+    if template is None:
+        return {"input_ids": tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]}
+    out = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, chat_template=template, return_assistant_tokens_mask=True
+    )
+    return {"input_ids": out["input_ids"], "assistant_masks": out["assistant_masks"]}
+
+
+def tokenize_dataset(summary: DataSummary, tokenizer: Any, cache_dir: Path, num_proc: int,
+                     template: str | None = None):  # noqa: ANN201 - datasets.Dataset  # fmt: skip
+    """Apply the chat template to ``messages`` and tokenise; adds a ``length`` column (and ``assistant_masks``,
+    from which TRL builds labels that are -100 outside the assistant turns, when ``template`` is given)."""
     from datasets import load_dataset
 
     dataset = load_dataset("json", data_files=str(summary.normalised), split="train", cache_dir=str(cache_dir))
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        ids = [
-            tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
-            for messages in batch["messages"]
-        ]
-        return {"input_ids": ids, "length": [len(x) for x in ids]}
+        rows = [tokenize(tokenizer, messages, template) for messages in batch["messages"]]
+        columns = {key: [row[key] for row in rows] for key in rows[0]}
+        return {**columns, "length": [len(row["input_ids"]) for row in rows]}
 
     procs = num_proc or (min(8, os.cpu_count() or 1) if summary.rows >= 20000 else None)
     return dataset.map(encode, batched=True, remove_columns=["messages"], num_proc=procs, desc="Tokenising")
 
 
-def check_lengths(dataset: Any, max_length: int, option: str, path: Path) -> None:
+def overflow_tokens(lengths: Sequence[int], max_length: int) -> int:
+    """Tokens beyond ``max_length`` in conversations longer than it (what truncation would drop)."""
+    return sum(n - max_length for n in lengths if n > max_length)
+
+
+def check_lengths(dataset: Any, args: argparse.Namespace, option: str, path: Path) -> None:
     lengths = dataset["length"]
+    max_length = args.max_length
     shortest = min(lengths)
     if shortest > max_length:
         raise UserInputError(
@@ -602,7 +795,24 @@ def check_lengths(dataset: Any, max_length: int, option: str, path: Path) -> Non
         )
     over = sum(1 for n in lengths if n > max_length)
     if over:
-        log(f"{over} of {len(lengths)} examples in {path} are longer than --max-length {max_length}: truncated")
+        split = args.packing and args.packing_strategy == "bfd_split"
+        fate = "split into more rows (bfd_split: no token lost)" if split else "truncated"
+        log(f"{over} of {len(lengths)} examples in {path} are longer than --max-length {max_length}: {fate}")
+
+
+def truncation_report(tokens_in: int, tokens_trained: int) -> tuple[float, str]:
+    """The share of the input's tokens that packing or truncation left out, and the log line saying so."""
+    lost = max(tokens_in - tokens_trained, 0)
+    share = lost / tokens_in if tokens_in else 0.0
+    return share, f"truncated tokens: {lost} of {tokens_in} ({share:.2%})"
+
+
+def dataset_tokens(dataset: Any) -> int:
+    """Total tokens in a (tokenised or packed) dataset's ``input_ids``, read from its Arrow table."""
+    import pyarrow.compute as pc
+
+    column = dataset.with_format("arrow")["input_ids"]
+    return int(pc.sum(pc.list_value_length(column)).as_py() or 0)
 
 
 # ------------------------------------------------------------------------------------------------------- tracking
@@ -750,7 +960,7 @@ def build_sft_config(args: argparse.Namespace, precision: str, out_dir: Path, ha
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         max_length=args.max_length,
         packing=args.packing,
-        packing_strategy="bfd",
+        packing_strategy=args.packing_strategy,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         # transformers 5 renamed gradient_checkpointing to activation_checkpointing; TRL still defaults the old
@@ -854,6 +1064,7 @@ def save_mlflow_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
             requirements.append(f"{package}=={version(package).split('+')[0]}")
         except PackageNotFoundError:
             requirements.append(package)
+    requirements.extend(AZURE_SERVING_PACKAGES)
     tokenizer.padding_side = "left"
     if out_dir.is_dir():
         out_dir.rmdir()  # empty (checked up front); MLflow wants to create it
@@ -890,6 +1101,19 @@ def verify_saved_weights(model: Any, out_dir: Path, max_tensors: int = 4) -> Non
         raise RuntimeError(f"saved weights under {out_dir} share no tensor names with the trained model")
 
 
+def loss_warning(losses: Sequence[float], args: argparse.Namespace, min_drop: float = 0.01) -> str | None:
+    """A one-line warning when the logged training loss did not fall by ``min_drop`` (relative) from the first
+    log to the mean of the last few, else None. Such a model is saved all the same: it is the base model, nearly."""
+    if len(losses) < 2:
+        return None
+    first, last = losses[0], sum(losses[-3:]) / len(losses[-3:])
+    if last < first * (1 - min_drop):
+        return None
+    hint = "LoRA adapters start at zero and usually need 1e-4 to 3e-4" if args.lora else "check --learning-rate"
+    return (f"the training loss did not fall ({first:.4g} -> {last:.4g} over {len(losses)} logs) at learning rate "
+            f"{args.learning_rate:g}; {hint}; more steps may help")  # fmt: skip
+
+
 def train(
     args: argparse.Namespace,
     work: Path,
@@ -913,36 +1137,49 @@ def train(
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
 
+    attention = agree_attention(ranks, ranks.checked(lambda: resolve_attention(args.attn_implementation)))
+    log(attention.line)
+
     def prepare() -> tuple[Any, ...]:  # everything that can still be the user's mistake, on every rank
         precision = resolve_precision(args.precision)
-        attention = resolve_attention(args.attn_implementation)
         if args.deepspeed:
             check_deepspeed_config(args.deepspeed, args, ranks.world_size, precision)
-        log(f"precision {precision}, attention {attention}, packing {args.packing}, lora {args.lora}")
+        packing = f"{args.packing_strategy} padding-free" if args.packing else "off"
+        log(f"precision {precision}, packing {packing}, lora {args.lora} (learning rate {args.learning_rate:g}), "
+            f"loss on {'assistant turns only' if args.assistant_only_loss else 'every token'}")  # fmt: skip
         tokenizer = load_tokenizer(args.model_name_or_path)
+        template = training_chat_template(tokenizer) if args.assistant_only_loss else None
         cache = work / "datasets-cache"
-        train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc)
-        check_lengths(train_ds, args.max_length, "--train-file", args.train_file)
+        train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc, template)
+        check_lengths(train_ds, args, "--train-file", args.train_file)
         eval_ds = None
         if eval_rows is not None:
-            eval_ds = tokenize_dataset(eval_rows, tokenizer, cache, args.dataset_num_proc)
-            check_lengths(eval_ds, args.max_length, "--eval-file", args.eval_file)
+            eval_ds = tokenize_dataset(eval_rows, tokenizer, cache, args.dataset_num_proc, template)
+            check_lengths(eval_ds, args, "--eval-file", args.eval_file)
         log(f"data: {train_rows.rows} training and {eval_rows.rows if eval_rows else 0} evaluation conversations")
-        model = load_model(args.model_name_or_path, precision, attention)
+        model = load_model(args.model_name_or_path, precision, attention.implementation)
         peft_config = None
         if args.lora:
             check_lora_targets(model, args)
             peft_config = lora_config(args)
-        return precision, attention, tokenizer, train_ds, eval_ds, model, peft_config
+        return precision, tokenizer, train_ds, eval_ds, model, peft_config
 
-    precision, attention, tokenizer, train_ds, eval_ds, model, peft_config = ranks.checked(prepare)
+    precision, tokenizer, train_ds, eval_ds, model, peft_config = ranks.checked(prepare)
+    import torch
+
+    resized = dense_mask_micro_batches(args, attention.implementation, torch.cuda.is_available())
+    if resized:
+        log(f"{attention.implementation} with packing: per-device batch {args.per_device_train_batch_size} x "
+            f"accumulation {args.gradient_accumulation_steps} becomes {resized[0]} x {resized[1]} (same global batch; "
+            "one packed row per micro-batch keeps the dense attention mask small)")  # fmt: skip
+        args.per_device_train_batch_size, args.gradient_accumulation_steps = resized
     config = build_sft_config(args, precision, work.parent / "trainer" if ranks.distributed else work / "trainer",
                               eval_ds is not None)  # fmt: skip
     tracker.params(
         {
             **{k: v for k, v in vars(args).items()},
             "resolved_precision": precision,
-            "resolved_attention": attention,
+            "resolved_attention": attention.implementation,
             "train_rows": train_rows.rows,
             "world_size": ranks.world_size,
         }
@@ -973,9 +1210,16 @@ def train(
 
     trainer = ranks.checked(make_trainer)
     progress.trainer = trainer
+    share, line = truncation_report(sum(train_ds["length"]), dataset_tokens(trainer.train_dataset))
+    log(line + f" [{'packing ' + args.packing_strategy if args.packing else 'no packing'}]")
+    tracker.metrics({"truncated_token_share": share}, step=0)
     trainer.remove_callback(PrinterCallback)  # our Progress callback prints one line per log instead
     result = trainer.train()
     metrics: dict[str, float] = dict(result.metrics)
+    metrics["truncated_token_share"] = share
+    warning = loss_warning([row["train_loss"] for row in tracker.history if "train_loss" in row], args)
+    if warning:
+        log(f"WARNING: {warning}")
     if eval_ds is not None:
         eval_metrics = trainer.evaluate()  # logged through the callback
         metrics.update(eval_metrics)
@@ -1020,7 +1264,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     global _REPORTED
     _REPORTED = False
     args = build_parser().parse_args(argv)
+    if args.learning_rate is None:
+        args.learning_rate = DEFAULT_LEARNING_RATE["lora" if args.lora else "full"]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if Path(args.model_name_or_path).is_dir():
+        # A local model needs no hub: without the switches MLflow's save looks the folder's name up on the hub
+        # (model card, licence) and retries for ~45 s where there is no network. Set before transformers, MLflow
+        # and huggingface_hub are imported (they read the switches at import).
+        for switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            os.environ.setdefault(switch, "1")
     ranks = Ranks()
     tracker: _Tracker | None = None
     created_work = args.work_dir is None
