@@ -39,6 +39,19 @@ OK_BODY = {
 
 # --------------------------------------------------------------------------------------------- the endpoint
 
+HOLD = "hold this request"
+
+
+class _Held:
+    """What the stand-in model does with a request whose last message is HOLD: counts it in and waits for release."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Semaphore(0)
+        self.release = threading.Event()
+
+
+HELD = _Held()
+
 
 class _ChatModel(BaseHTTPRequestHandler):
     """MLflow's scoring server for an llm/v1/chat model, as seen from the adapter: /ping and /invocations."""
@@ -64,6 +77,10 @@ class _ChatModel(BaseHTTPRequestHandler):
         if not isinstance(body.get("messages"), list):
             self._send(400, {"error_code": "BAD_REQUEST", "message": "Failed to enforce schema"})
             return
+        last = body["messages"][-1] if body["messages"] else {}
+        if isinstance(last, dict) and last.get("content") == HOLD:  # held until the test releases it
+            HELD.arrived.release()
+            HELD.release.wait(30)
         answer = {
             "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}],
@@ -98,14 +115,17 @@ class Endpoint:
     proxy: endpoint_host._Proxy
 
 
-def serve(folder: Path) -> Iterator[Endpoint]:
+def serve(
+    folder: Path, limits: endpoint_host.Limits = LIMITS, counter: Any = None
+) -> Iterator[Endpoint]:
     """The adapter (with the model's context and tokenizer) in front of the chat stand-in, both in threads."""
     model = ThreadingHTTPServer(("127.0.0.1", 0), _ChatModel)
     model.daemon_threads = True
-    counter = PromptCounter(folder)
-    counter.load()
-    assert counter.error is None, counter.error
-    proxy = endpoint_host._Proxy(free_port(), model.server_address[1], None, LIMITS, context_of(folder), counter)
+    if counter is None:
+        counter = PromptCounter(folder)
+        counter.load()
+        assert counter.error is None, counter.error
+    proxy = endpoint_host._Proxy(free_port(), model.server_address[1], None, limits, context_of(folder), counter)
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
                for s in (model, proxy)]  # fmt: skip
     for thread in threads:
@@ -262,3 +282,131 @@ def test_hostile_requests_always_get_a_json_4xx_and_the_endpoint_survives(endpoi
 def _ok_request() -> bytes:
     body = json.dumps(OK_BODY).encode()
     return b"POST /score HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+# --------------------------------------------------------------------------------------------- bursts of large bodies
+
+
+def post(port: int, body: Any, wait: float = 30.0) -> tuple[int, dict]:
+    """POST /score with ``Connection: close``; (status, JSON payload) of the complete answer."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    head = b"POST /score HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(data)
+    response = exchange(port, head + data, wait)
+    outcome = verdict(response)
+    assert outcome.isdigit(), (outcome, response[:300])
+    return int(outcome), json.loads(response.partition(b"\r\n\r\n")[2])
+
+
+def _chat(content: str) -> dict:
+    return {"messages": [{"role": "user", "content": content}]}
+
+
+def _large(limits: endpoint_host.Limits = LIMITS) -> dict:
+    """A body just under the size cap whose prompt is far past the context (CONTEXT tokens)."""
+    return _chat("word " * ((limits.max_body_bytes - 200) // 5))
+
+
+def test_a_burst_past_the_pending_cap_gets_429_not_a_queue(endpoint: Endpoint) -> None:
+    """With every pending slot taken, a large body and a small one each get 429 at once: the prompt-length count
+    runs inside the cap (it used to run before it, one at a time, unbounded)."""
+    HELD.release.clear()
+    answers: list[tuple[int, dict]] = []
+    holders = [threading.Thread(target=lambda: answers.append(post(endpoint.port, _chat(HOLD))))
+               for _ in range(LIMITS.max_pending)]  # fmt: skip
+    for thread in holders:
+        thread.start()
+    try:
+        for _ in holders:
+            assert HELD.arrived.acquire(timeout=30), "a held request never reached the model"
+        status, payload = post(endpoint.port, _large())
+        assert status == 429 and "too many pending requests" in payload["message"], (status, payload)
+        status, payload = post(endpoint.port, OK_BODY)
+        assert status == 429, (status, payload)
+    finally:
+        HELD.release.set()
+        for thread in holders:
+            thread.join(30)
+    assert sorted(status for status, _ in answers) == [200] * LIMITS.max_pending, answers
+    status, payload = post(endpoint.port, _large())  # slots free again: counted, and refused for its length
+    assert status == 400 and f"context is {CONTEXT} tokens" in payload["message"], payload
+    assert post(endpoint.port, OK_BODY)[0] == 200
+
+
+def test_many_large_bodies_at_once_each_get_one_json_answer(endpoint: Endpoint) -> None:
+    """Twice the connection cap's worth of pending work at once: each client gets one complete JSON answer, a 400
+    (counted: past the context) or a 429 (no slot), and a small request afterwards is served."""
+    answers: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        answer = post(endpoint.port, _large())
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=one) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 16 and {status for status, _ in answers} <= {400, 429}, answers
+    assert post(endpoint.port, OK_BODY)[0] == 200
+
+
+class _SlowCounter:
+    """A prompt counter that takes longer than the request timeout (a huge prompt on a slow tokenizer)."""
+
+    def __init__(self) -> None:
+        self.loaded = threading.Event()
+        self.loaded.set()
+        self.error = None
+        self.finished = threading.Event()
+
+    def count_within(self, messages: list[dict], limit: int, deadline: float | None = None) -> tuple[int, bool]:
+        import time
+
+        assert deadline is not None, "the count must be given the request's deadline"
+        self.finished.wait(max(0.0, deadline - time.monotonic()) + 1.0)
+        raise TimeoutError("counting the prompt's tokens ran past the request timeout")
+
+
+def test_a_count_slower_than_the_request_timeout_gets_408(tmp_path: Path) -> None:
+    limits = endpoint_host.Limits(max_body_bytes=64 * 1024, idle_timeout=0.5, read_timeout=1.0, request_timeout=1.0)
+    counter = _SlowCounter()
+    served = serve(write_model(tmp_path / "model"), limits, counter)
+    endpoint = next(served)
+    try:
+        status, payload = post(endpoint.port, _large(limits))
+        assert status == 408 and "request timeout" in payload["message"], (status, payload)
+    finally:
+        counter.finished.set()
+        served.close()
+
+
+def test_a_4_million_character_prompt_is_tokenized_only_as_far_as_the_context(tmp_path: Path) -> None:
+    """Bounded memory: the tokenizer sees at most one chunk of a prompt already past the context."""
+    from tools.serve.model_context import CHUNK_CHARS
+
+    counter = PromptCounter(write_model(tmp_path / "model"))
+    counter.load()
+    real, seen = counter._tokenizer, []
+
+    class Recording:
+        def apply_chat_template(self, *args: Any, **kwargs: Any) -> Any:
+            return real.apply_chat_template(*args, **kwargs)
+
+        def __call__(self, text: str, **kwargs: Any) -> Any:
+            seen.append(len(text))
+            return real(text, **kwargs)
+
+    counter._tokenizer = Recording()
+    tokens, exact = counter.count_within([{"role": "user", "content": "word " * 800_000}], CONTEXT)
+    assert not exact and tokens >= CONTEXT and seen == [CHUNK_CHARS], (tokens, seen)
+    short = [{"role": "user", "content": "word " * 100}]
+    assert counter.count_within(short, CONTEXT) == (counter.count(short), True)
+
+
+@pytest.mark.parametrize("blank", [b"\r\n\r\n", b"   \r\n\r\n", b"\t\r\n", b" \r\n", b"\r\n \r\n"])
+def test_a_blank_request_line_gets_a_400_json_answer(endpoint: Endpoint, blank: bytes) -> None:
+    response = exchange(endpoint.port, blank)
+    assert verdict(response) == "400", response[:300]
+    assert b"request line is blank" in response

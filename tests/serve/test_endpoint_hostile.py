@@ -188,6 +188,11 @@ def test_request_line_and_method_garbage_get_json_4xx(endpoint: Running) -> None
     many = b"".join(b"X-%d: y\r\n" % i for i in range(200))
     status, payload = parse(exchange(endpoint.port, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"))
     assert status == 431 and "headers" in payload["message"]
+    for blank in (b"\r\n\r\n", b"   \r\n\r\n", b"\t\r\n", b"\r\n \r\n"):  # http.server closed these silently
+        status, payload = parse(exchange(endpoint.port, blank))
+        assert status == 400 and "request line is blank" in payload["message"], blank
+    status, _ = parse(exchange(endpoint.port, b"\r\nGET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert status == 200  # one empty line before the request line is ignored (RFC 9112, section 2.2)
 
 
 def test_a_silent_connection_is_closed(endpoint: Running) -> None:

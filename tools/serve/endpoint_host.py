@@ -17,13 +17,17 @@ client's mistake is a 4xx, never a 5xx or a dropped connection:
 * 413 for a body over ``--max-body-bytes``, refused from its ``Content-Length`` before it is read (the rest is
   read and thrown away, bounded, so the client sees the answer); 411 without a length; 400 for a malformed one;
 * 400 for a body that is not UTF-8 JSON, nests too deep, is not an object, or has a parameter of the wrong type;
-* 400 when a prompt (plus ``max_new_tokens``) exceeds the model's context (tools/serve/model_context.py);
+* 400 when a prompt (plus ``max_new_tokens``) exceeds the model's context (tools/serve/model_context.py), counted
+  no further than the context allows (bounded memory, whatever the body holds);
+* 400 for a blank request line (only whitespace or empty lines), as for any malformed request line;
 * a connection that sends nothing for ``--idle-timeout`` s is closed; one whose request (headers and body) is not
   complete ``--read-timeout`` s after its first byte gets 408 and is closed;
 * the status codes Azure documents for online endpoints (learn.microsoft.com/azure/machine-learning/
   how-to-troubleshoot-online-endpoints, "HTTP status codes"): 408 when the model takes longer than the request
   timeout (``request_timeout_ms``; here ``--request-timeout``), 424 when the model server fails, 429 for more
-  than 2 x max_concurrent_requests_per_instance (1) pending requests (here ``--max-pending``).
+  than 2 x max_concurrent_requests_per_instance (1) pending requests (here ``--max-pending``). The request timeout
+  and the pending cap cover all the work after the body is read (decoding, the prompt-length count, the model
+  calls), so a burst of large bodies cannot make a client wait past its timeout or queue a small request unseen.
 
 Generation is bounded, not cancelled: MLflow runs ``predict`` in a worker thread that nothing can interrupt, so a
 client that leaves cannot stop the token loop. What is bounded instead: each generation stops after
@@ -208,10 +212,6 @@ def _raw_response(status: int, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-class _ClientGone(Exception):
-    """The client closed its connection while its request was being scored."""
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Proxy
     protocol_version = "HTTP/1.1"
@@ -246,6 +246,17 @@ class _Handler(BaseHTTPRequestHandler):
         # what logging and replies read, set before the request line arrives (a stall can cut it short)
         self.requestline, self.command, self.request_version = "", "", self.default_request_version
         super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        """http.server closes the connection without a word on a request line of only whitespace; here it is a 400.
+        One empty line before the request line is skipped (RFC 9112, section 2.2); a second is a blank request."""
+        if self.raw_requestline in (b"\r\n", b"\n"):
+            self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline.strip():
+            self.requestline = ""
+            self.send_error(400, "the request line is blank: expected 'METHOD /path HTTP/1.1' (e.g. POST /score)")
+            return False
+        return super().parse_request()
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, too many headers, unknown method) as JSON."""
@@ -328,19 +339,32 @@ class _Handler(BaseHTTPRequestHandler):
         if len(raw) < length:
             self._json(400, {"message": f"the body ended after {len(raw)} of {length} bytes"}, close=True)
             return
-        try:
-            request = plan(decode(raw))
-            self._check_prompts(request)
-        except BodyError as error:
-            self._json(error.status, {"message": error.message})
+        self._run_job(_Job(self.server, raw, time.monotonic() + limits.request_timeout))
+
+    def _run_job(self, job: _Job) -> None:
+        """Everything after the body is read (JSON decoding, the prompt-length count, the model calls) runs in a
+        worker that holds one of ``--max-pending`` slots; this thread answers 429 when none frees within the queue
+        wait, 408 at the request deadline, and stops waiting when the client leaves."""
+        limits = self.server.limits
+        if not self.server.slots.acquire(timeout=limits.queue_wait):
+            message = f"too many pending requests (at most {limits.max_pending} at a time); retry with backoff"
+            self._json(429, {"message": message})
             return
-        try:
-            self._score(request)
-        except _ClientGone:
-            self.close_connection = True
-            self.log_message("client left before its answer; stopped waiting for the model")
-        except OSError as error:
-            self._json(503, {"message": f"model server unavailable: {error}"})
+        threading.Thread(target=job.run, daemon=True).start()  # releases the slot when it ends
+        while not job.done.wait(0.05):
+            if time.monotonic() > job.deadline:
+                job.cancel.set()
+                message = (f"no answer within the request timeout ({limits.request_timeout:g} s, --request-timeout; "
+                           "Azure: request_settings.request_timeout_ms)")  # fmt: skip
+                self._json(408, {"message": message})
+                return
+            if self._client_gone():
+                job.cancel.set()
+                self.close_connection = True
+                self.log_message("client left before its answer; stopped waiting for the model")
+                return
+        status, payload = job.answer
+        self._reply(status, payload)
 
     def _discard(self, declared: str) -> None:
         """Read and drop what the client still sends of a refused body (bounded in bytes and by the read
@@ -352,77 +376,6 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 left -= len(chunk)
-
-    # ----------------------------------------------------------------------------------------- scoring
-
-    def _check_prompts(self, request: Plan) -> None:
-        context, counter = self.server.context, self.server.counter
-        if context is None or counter is None or not counter.loaded.is_set() or counter.error:
-            return
-        for index, (messages, max_new_tokens) in enumerate(request.conversations):
-            where = f"input_data.input_string[{index}]" if request.azure else f"conversation {index}"
-            try:
-                tokens = counter.count(messages)
-            except ValueError as error:
-                raise BodyError(400, f"{where}: {error}") from None
-            wanted = tokens + (max_new_tokens or 0)
-            if tokens >= context.tokens or wanted > context.tokens:
-                asked = f" plus max_new_tokens {max_new_tokens}" if max_new_tokens else ""
-                raise BodyError(
-                    400,
-                    f"{where}: the prompt is {tokens} tokens{asked}; the model's context is {context.tokens} tokens "
-                    f"({context.source}): shorten the conversation or lower max_new_tokens",
-                )
-
-    def _score(self, request: Plan) -> None:
-        deadline = time.monotonic() + self.server.limits.request_timeout
-        outputs = []
-        for call in request.calls:
-            status, payload = self._call(call, deadline)
-            if not request.azure:
-                self._forward(status, payload)
-                return
-            if status != 200:
-                self._forward(status, payload)
-                return
-            try:
-                outputs.append({"output": scoring_client.extract_answer(json.loads(payload))})
-            except (ValueError, scoring_client.ScoringError) as error:
-                self._json(424, {"message": f"model output not understood: {error}"})
-                return
-        self._json(200, outputs[0] if len(outputs) == 1 else outputs)
-
-    def _call(self, data: bytes, deadline: float) -> tuple[int, bytes]:
-        """One upstream scoring call in a worker that holds a pending-request slot until MLflow answers; this
-        thread waits for it, answering 408 at the deadline and giving up when the client leaves."""
-        limits = self.server.limits
-        if not self.server.slots.acquire(timeout=limits.queue_wait):
-            message = f"too many pending requests (at most {limits.max_pending} at a time); retry with backoff"
-            return 429, json.dumps({"message": message}).encode()
-        result: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                wait = max(1.0, deadline - time.monotonic()) + 10  # MLflow's own 504 comes first
-                result["answer"] = self._upstream("/invocations", data, timeout=wait)
-            except OSError as error:
-                result["error"] = error
-            finally:
-                self.server.slots.release()
-                done.set()
-
-        threading.Thread(target=work, daemon=True).start()
-        while not done.wait(0.1):
-            if time.monotonic() > deadline:
-                message = (f"the model did not answer within the request timeout ({limits.request_timeout:g} s, "
-                           "--request-timeout; Azure: request_settings.request_timeout_ms)")  # fmt: skip
-                return 408, json.dumps({"message": message}).encode()
-            if self._client_gone():
-                raise _ClientGone
-        if "error" in result:
-            raise result["error"]
-        return result["answer"]
 
     def _client_gone(self) -> bool:
         """True when the client closed its side (readable with nothing to read) or reset the connection."""
@@ -436,16 +389,97 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             return True
 
-    def _forward(self, status: int, payload: bytes) -> None:
-        """MLflow's answer as ours: 200 and 4xx as they are (always JSON), its timeout as 408, other 5xx as 424."""
-        if status == 504:
-            self._json(408, {"message": f"the model did not answer in time: {_message(payload)}"})
-        elif status >= 500:
-            self._json(424, {"message": _message(payload)})
-        elif _is_json(payload):
-            self._reply(status, payload)
-        else:
-            self._json(status if status >= 400 else 424, {"message": _message(payload)})
+
+class _Job:
+    """One scoring request after its body is read, run in a worker thread that holds a pending-request slot (taken
+    by the handler) and releases it when the work ends, the model's answer included: decoding, the prompt-length
+    count (bounded: tokens past the context are not counted, see PromptCounter.count_within) and one model call per
+    conversation. ``answer`` is ``(status, JSON bytes)``; ``cancel`` (the deadline passed, the client left) stops it
+    before the next conversation or prompt chunk."""
+
+    def __init__(self, server: _Proxy, raw: bytes, deadline: float) -> None:
+        self.server, self.raw, self.deadline = server, raw, deadline
+        self.cancel = threading.Event()
+        self.done = threading.Event()
+        self.answer: tuple[int, bytes] = (500, b"{}")
+
+    def run(self) -> None:
+        try:
+            self.answer = self._answer()
+        except BodyError as error:
+            self.answer = _payload(error.status, error.message)
+        except TimeoutError as error:
+            self.answer = _payload(408, str(error))
+        except OSError as error:
+            self.answer = _payload(503, f"model server unavailable: {error}")
+        except Exception as error:  # noqa: BLE001 - the worker must always answer; the client gets a JSON 500
+            self.answer = _payload(500, f"internal error: {type(error).__name__}")
+        finally:
+            self.server.slots.release()
+            self.done.set()
+
+    def _answer(self) -> tuple[int, bytes]:
+        request = plan(decode(self.raw))
+        self._check_prompts(request)
+        outputs = []
+        for call in request.calls:
+            if self.cancel.is_set():
+                return 408, b"{}"  # nobody reads it: the handler already answered
+            status, payload = self._call(call)
+            if not request.azure or status != 200:
+                return _forwarded(status, payload)
+            try:
+                outputs.append({"output": scoring_client.extract_answer(json.loads(payload))})
+            except (ValueError, scoring_client.ScoringError) as error:
+                return _payload(424, f"model output not understood: {error}")
+        return 200, json.dumps(outputs[0] if len(outputs) == 1 else outputs, ensure_ascii=False).encode("utf-8")
+
+    def _check_prompts(self, request: Plan) -> None:
+        context, counter = self.server.context, self.server.counter
+        if context is None or counter is None or not counter.loaded.is_set() or counter.error:
+            return
+        for index, (messages, max_new_tokens) in enumerate(request.conversations):
+            if self.cancel.is_set():
+                raise TimeoutError("stopped: the request was answered already")
+            where = f"input_data.input_string[{index}]" if request.azure else f"conversation {index}"
+            try:
+                tokens, exact = counter.count_within(messages, context.tokens, self.deadline)
+            except ValueError as error:
+                raise BodyError(400, f"{where}: {error}") from None
+            wanted = tokens + (max_new_tokens or 0)
+            if tokens >= context.tokens or wanted > context.tokens:
+                asked = f" plus max_new_tokens {max_new_tokens}" if max_new_tokens else ""
+                size = f"{tokens}" if exact else f"at least {tokens}"
+                raise BodyError(
+                    400,
+                    f"{where}: the prompt is {size} tokens{asked}; the model's context is {context.tokens} tokens "
+                    f"({context.source}): shorten the conversation or lower max_new_tokens",
+                )
+
+    def _call(self, data: bytes) -> tuple[int, bytes]:
+        wait = max(1.0, self.deadline - time.monotonic()) + 10  # MLflow's own 504 comes first
+        request = urllib.request.Request(self.server.upstream + "/invocations", data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=wait) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+
+def _payload(status: int, message: str) -> tuple[int, bytes]:
+    return status, json.dumps({"message": message}, ensure_ascii=False).encode("utf-8")
+
+
+def _forwarded(status: int, payload: bytes) -> tuple[int, bytes]:
+    """MLflow's answer as ours: 200 and 4xx as they are (always JSON), its timeout as 408, other 5xx as 424."""
+    if status == 504:
+        return _payload(408, f"the model did not answer in time: {_message(payload)}")
+    if status >= 500:
+        return _payload(424, _message(payload))
+    if _is_json(payload):
+        return status, payload
+    return _payload(status if status >= 400 else 424, _message(payload))
 
 
 def _is_json(payload: bytes) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+CHUNK_CHARS = 64 * 1024  # characters of a rendered prompt tokenized at once (bounded memory per count)
 _NO_LIMIT = 10**9  # transformers' "no limit" sentinel is int(1e30); anything this large is not a real context
 
 
@@ -79,6 +80,35 @@ class PromptCounter:
             self.error = f"cannot load the tokenizer from {self._dir}: {type(error).__name__}: {error}"
         finally:
             self.loaded.set()
+
+    def count_within(self, messages: list[dict], limit: int, deadline: float | None = None) -> tuple[int, bool]:
+        """Prompt tokens of ``messages`` counted no further than ``limit``: ``(tokens, True)`` when exact,
+        ``(n, False)`` when the prompt has at least ``n >= limit`` tokens and the rest was not tokenized.
+
+        The rendered prompt is tokenized ``CHUNK_CHARS`` characters at a time, so memory stays bounded whatever the
+        body holds (a whole 4-million-character prompt took the process from ~260 MiB to 1.2 GiB). A chunk boundary
+        may split a token in two: only a prompt longer than a chunk is over-counted, by at most one token a chunk.
+        TimeoutError past ``deadline`` (``time.monotonic()``, checked between chunks); ValueError as :meth:`count`."""
+        import time
+
+        if self._tokenizer is None:
+            raise ValueError(self.error or "the tokenizer is not loaded yet")
+        try:
+            with self._lock:
+                prompt = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                total = 0
+                for start in range(0, len(prompt), CHUNK_CHARS):
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError("counting the prompt's tokens ran past the request timeout")
+                    chunk = prompt[start : start + CHUNK_CHARS]
+                    total += len(self._tokenizer(chunk, add_special_tokens=False)["input_ids"])
+                    if total >= limit and start + CHUNK_CHARS < len(prompt):
+                        return total, False
+                return total, True
+        except TimeoutError:
+            raise
+        except Exception as error:  # noqa: BLE001 - jinja and tokenizer errors are the request's fault here
+            raise ValueError(f"the model's chat template cannot render these messages: {error}") from None
 
     def count(self, messages: list[dict]) -> int:
         """Prompt tokens of ``messages``; ValueError (with the template's reason) when the template refuses them."""
