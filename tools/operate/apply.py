@@ -20,14 +20,16 @@ import copy
 import dataclasses
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from tools.core.errors import CloudRefused, UserError
-from tools.operate import jobs, reconcile, rollout
+from tools.core.files import atomic_write_text
+from tools.core.repo import active
+from tools.operate import bootstrap, jobs, reconcile, rollout
 from tools.operate.az import Az
 from tools.operate.options import add_plan_arguments, plan_from_args
 from tools.operate.plan import title
+from tools.operate.promote import set_values_key
 from tools.operate.stages import job_spec, registered_model
 from tools.operate.steps import (
     JOB_NAME_VAR,
@@ -40,6 +42,7 @@ from tools.operate.steps import (
     shell_command,
 )
 from tools.operate.workspace import Workspace
+from tools.render.engine import render
 
 
 def substitute(argv: tuple[str, ...], variables: dict[str, str]) -> list[str]:
@@ -72,7 +75,7 @@ def with_sets(data: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str, str]) -> str:
+def run_step(az: Az, ws: Workspace, step: Step, variables: dict[str, str]) -> str:
     """Run one step; returns what it did (created / updated / unchanged / done / the captured value)."""
     argv = substitute(step.argv, variables)
     if step.action == "ensure":
@@ -84,7 +87,9 @@ def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str,
     if step.action == "rollout":
         sets = substitute(step.sets, variables)
         resolved = dataclasses.replace(step, sets=tuple(sets), data=with_sets(step.data, sets))
-        return rollout.deploy(az, ws, resolved, root)
+        return rollout.deploy(az, ws, resolved)
+    if step.action in bootstrap.ACTIONS:
+        return bootstrap.run_step(az, ws, step, argv, variables)
     if step.action == "follow":
         return jobs.follow(az, step, argv)
     if step.action == "job-wait":
@@ -101,17 +106,17 @@ def run_step(az: Az, ws: Workspace, step: Step, root: Path, variables: dict[str,
     return "done"
 
 
-def execute(az: Az, ws: Workspace, steps: list[Step], root: Path, variables: dict[str, str]) -> dict[str, str]:
+def execute(az: Az, ws: Workspace, steps: list[Step], variables: dict[str, str]) -> dict[str, str]:
     """Run the steps in order; returns the captured variables. Raises CloudRefused at the first failure."""
     variables = dict(variables)
     for index, step in enumerate(steps, 1):
         for needed in step.needs_files:
-            if not (root / needed).is_file():
+            if not (active().root / needed).is_file():
                 hint = f" (write it with: {SAMPLE_REQUEST_HINT})" if needed == SAMPLE_REQUEST else ""
                 raise UserError(f"step {step.name}: {needed} does not exist{hint}")
         print(f"==> [{index}/{len(steps)}] {step.name}: {step.description}", flush=True)
         try:
-            outcome = run_step(az, ws, step, root, variables)
+            outcome = run_step(az, ws, step, variables)
         except CloudRefused as error:
             message = str(error)
             if not message.startswith("rollout "):  # a blue/green rollout prints its new deployment's own
@@ -122,23 +127,18 @@ def execute(az: Az, ws: Workspace, steps: list[Step], root: Path, variables: dic
     return variables
 
 
-def bump_model_version(az: Az, ws: Workspace, job: str | None, root: Path) -> bool:
+def bump_model_version(az: Az, ws: Workspace, job: str | None) -> bool:
     """--next-model-version: write the next free registered_model.version to the workspace's values (and its
     render); True when it changed."""
-    from tools.core.files import atomic_write_text
-    from tools.operate.promote import set_values_key
-
     name, version = registered_model(ws, job_spec(ws, job))
     if version is None:
         return False  # a finetuning job without a version: the service registers the next free one
     free = reconcile.next_free_version(az, ws, name)
     if version.isdigit() and int(version) >= free:
         return False  # the values' version is still free
-    path = root / "workspaces" / f"{ws.values_name}.yaml"
+    path = active().workspaces_dir / f"{ws.values_name}.yaml"
     atomic_write_text(path, set_values_key(path.read_text(), ("registered_model", "version"), free))
-    from tools.render.engine import render
-
-    render(ws.values_name, root).write()
+    render(ws.values_name, active().root).write()
     print(f"--next-model-version: {name}:{version} exists; workspaces/{ws.values_name}.yaml now registers "
           f"{name}:{free} (commit it)", flush=True)  # fmt: skip
     return True
@@ -157,7 +157,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stages, ws, steps = plan_from_args(args)
-    root = args.root.resolve()
     variables = {JOB_NAME_VAR: args.job_name} if args.job_name else {}
     missing = [v for v in free_variables(steps) if v not in variables]
     destructive = [s.name for s in steps if s.destructive]
@@ -173,10 +172,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"stages {','.join(stages)} need {', '.join(missing)}: pass --job-name NAME (the job whose "
                         "output they use) or add stage train")
     Az.require()
-    az = Az(root)
+    az = Az(active().root)
     bump = args.next_model_version and {"train", "register"} & set(stages)
-    if bump and bump_model_version(az, ws, args.job, root):
+    if bump and bump_model_version(az, ws, args.job):
         stages, ws, steps = plan_from_args(args)
-    execute(az, ws, steps, root, variables)
+    execute(az, ws, steps, variables)
     print(f"apply: {ws.values_name}: {len(steps)} steps done ({', '.join(stages)})")
     return 0

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tools.core.errors import CloudRefused, UserError
 from tools.operate.steps import shell_command
 
@@ -83,8 +85,6 @@ class Az:
 
     def show(self, argv: list[str] | tuple[str, ...], output: str = "json") -> dict[str, Any] | None:
         """The resource as Azure holds it, or None when it does not exist."""
-        import yaml
-
         command = [*argv, "-o", output]
         result = self.call(command, quiet=True)
         if result.code != 0:

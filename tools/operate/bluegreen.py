@@ -1,14 +1,15 @@
-"""The deployment step as the printed plan shows it: a shell branch on whether the endpoint already serves a model.
+"""The blue/green rollout as one ordered list of moves, which the printed plan renders as shell and `apply` runs.
 
   no live deployment   the deployment takes all traffic at once (`create --all-traffic`): a new endpoint
-  a live deployment    the documented safe rollout (azureml-operations.md "Traffic and safe rollout"): create the
-                       other colour beside it at 0 %, check `provisioning_state` is Succeeded, invoke it directly
-                       (`--deployment-name`), optionally mirror a share of live traffic to it and clear the mirror,
-                       shift live traffic in the values' steps with a smoke test between, then delete the old
-                       deployment or keep it at 0 % (`rollout.keep_old`)
-Pure: ``script`` returns text; ``tools.operate.rollout`` runs the same path with `show` first (an equal live
-deployment is left alone, in-place settings are updated) and restores traffic on failure. ``partner`` is the one
-source of the colour a new deployment takes.
+  a live deployment    the documented safe rollout (learn.microsoft.com `how-to-safely-rollout-online-endpoints`):
+                       create the other colour beside it at 0 %, check `provisioning_state` is Succeeded, invoke it
+                       directly (`--deployment-name`), optionally mirror a share of live traffic to it and clear the
+                       mirror (mirror and live traffic on one deployment are refused), shift live traffic in the
+                       values' steps with a smoke test between, then delete the old deployment or keep it at 0 %
+                       (`rollout.keep_old`)
+``moves`` is the one source of that sequence: ``script`` prints it with ``${LIVE}`` / ``${NEW}`` for the names the
+shell finds out, ``tools.operate.rollout`` runs it with the names it read from Azure (and restores traffic on a
+failure). ``partner`` is the one source of the colour a new deployment takes. Pure.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.operate.steps import shell_command, shell_word
+from tools.operate import commands
+from tools.operate.commands import Argv
+from tools.operate.steps import shell_command
 
 COLOURS = ("blue", "green")
+LIVE, NEW = "${LIVE}", "${NEW}"  # the names as the printed plan holds them
 
 
 def partner(name: str, spec_name: str) -> str:
@@ -29,7 +33,9 @@ def partner(name: str, spec_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Plan:
+class RolloutTarget:
+    """What a rollout deploys and where: the deployment spec, its endpoint, the rollout values."""
+
     spec_path: str
     spec_name: str
     endpoint: str
@@ -39,65 +45,87 @@ class Plan:
     request_file: str
 
 
+@dataclass(frozen=True)
+class Move:
+    """One command of a rollout. ``what``: create, wait (provisioning_state must become Succeeded), invoke, mirror,
+    unmirror, traffic (live traffic shifts), delete (the old deployment). ``note``: a comment the plan prints first."""
+
+    what: str
+    argv: Argv
+    note: str = ""
+
+
+def invoke(target: RolloutTarget, deployment: str | None) -> Argv:
+    return commands.endpoint_invoke(target.endpoint, target.request_file, target.scope, deployment)
+
+
+def first_deployment(target: RolloutTarget, name: str) -> Argv:
+    """Nothing serves yet (a new endpoint): the deployment takes all traffic at once."""
+    return commands.deployment_create(target.spec_path, name, target.scope, all_traffic=True, sets=target.sets)
+
+
+def moves(target: RolloutTarget, live: str, new: str) -> list[Move]:
+    """The rollout of ``new`` beside the ``live`` deployment, in order."""
+    scope, endpoint = target.scope, target.endpoint
+    out = [
+        Move("create", commands.deployment_create(target.spec_path, new, scope, sets=target.sets)),
+        Move("wait", commands.deployment_state(new, endpoint, scope)),
+        Move("invoke", invoke(target, new)),
+    ]
+    mirror = int(target.rollout.get("mirror") or 0)
+    if mirror:
+        out += [
+            Move("mirror", commands.endpoint_mirror(endpoint, commands.traffic_word({new: mirror}), scope)),
+            Move("invoke", invoke(target, None)),
+            Move("unmirror", commands.endpoint_mirror(endpoint, commands.traffic_word({new: 0}), scope),
+                 "the mirror is cleared before the deployment takes live traffic (both on one deployment are refused)"),
+        ]  # fmt: skip
+    for pct in target.rollout.get("steps") or [100]:
+        shares = commands.traffic_word({live: 100 - int(pct), new: int(pct)})
+        out += [Move("traffic", commands.endpoint_traffic(endpoint, shares, scope)),
+                Move("invoke", invoke(target, new)), Move("invoke", invoke(target, None))]  # fmt: skip
+    if not target.rollout.get("keep_old"):
+        out.append(Move("delete", commands.deployment_delete(live, endpoint, scope)))
+    return out
+
+
+def restore(target: RolloutTarget, live: str, new: str) -> Argv:
+    """All live traffic back on the old deployment."""
+    return commands.endpoint_traffic(target.endpoint, commands.traffic_word({live: 100, new: 0}), target.scope)
+
+
 def live_query(first: str, second: str) -> str:
     """JMESPath for `online-endpoint show`: the one of two deployments that receives live traffic, else ""
     (`traffic` is a mapping of deployment name to percent)."""
     return (f'traffic."{first}" > `0` && `"{first}"` || traffic."{second}" > `0` && `"{second}"` || `""`')
 
 
-def script(plan: Plan) -> str:
+def script(target: RolloutTarget) -> str:
     """The branch as shell (``${LIVE}`` / ``${NEW}``: the live deployment and the one rolled out beside it)."""
-    a, b = plan.spec_name, partner(plan.spec_name, plan.spec_name)
-    scope = list(plan.scope)
-    endpoint = ["--endpoint-name", plan.endpoint]
+    a, b = target.spec_name, partner(target.spec_name, target.spec_name)
+    show = (*commands.endpoint_show(target.endpoint, target.scope), *commands.tsv(live_query(b, a)))
+    quoted_a = shell_command([a])
 
-    def cmd(*words: str) -> str:
-        return "  " + shell_command(list(words))
+    def cmd(move: Move) -> str:
+        line = shell_command(move.argv)
+        return f'  test "$({line})" = Succeeded' if move.what == "wait" else f"  {line}"
 
-    def invoke(deployment: str | None) -> str:
-        target = ["--deployment-name", deployment] if deployment else []
-        return cmd("az", "ml", "online-endpoint", "invoke", "--name", plan.endpoint, *target, "--request-file",
-                   plan.request_file, *scope)  # fmt: skip
-
-    def traffic(live: int) -> str:
-        return cmd("az", "ml", "online-endpoint", "update", "--name", plan.endpoint, "--traffic",
-                   f"${{LIVE}}={100 - live} ${{NEW}}={live}", *scope)  # fmt: skip
-
-    show = ["az", "ml", "online-endpoint", "show", "--name", plan.endpoint, *scope, "--query", live_query(b, a),
-            "-o", "tsv"]  # fmt: skip
-    create = ["az", "ml", "online-deployment", "create", "-f", plan.spec_path]
-    state = ["az", "ml", "online-deployment", "show", "--name", "${NEW}", *endpoint, *scope, "--query",
-             "provisioning_state", "-o", "tsv"]  # fmt: skip
     lines = [
         f"LIVE=$({shell_command(show)})",
         'if [ -z "${LIVE}" ]; then',
         "  # nothing serves yet (a new endpoint): the deployment takes all traffic at once",
-        cmd(*create, "--name", a, *scope, "--all-traffic", *plan.sets),
+        "  " + shell_command(first_deployment(target, a)),
         "else",
         "  # blue/green beside the live deployment (apply leaves an equal one alone and updates instance_count,",
         "  # request settings and probes in place); on any failure: traffic back with",
-        f"  #   az ml online-endpoint update --name {shell_word(plan.endpoint)} --traffic \"${{LIVE}}=100 ${{NEW}}=0\" "
-        + shell_command(scope),
-        f'  if [ "${{LIVE}}" = {shell_word(a)} ]; then NEW={shell_word(b)}; else NEW={shell_word(a)}; fi',
-        cmd(*create, "--name", "${NEW}", *scope, *plan.sets),
-        f'  test "$({shell_command(state)})" = Succeeded',
-        invoke("${NEW}"),
-    ]  # fmt: skip
-    mirror = int(plan.rollout.get("mirror") or 0)
-    if mirror:
-        lines += [
-            cmd("az", "ml", "online-endpoint", "update", "--name", plan.endpoint, "--mirror-traffic",
-                f"${{NEW}}={mirror}", *scope),
-            invoke(None),
-            "  # the mirror is cleared before the deployment takes live traffic (both on one deployment are refused)",
-            cmd("az", "ml", "online-endpoint", "update", "--name", plan.endpoint, "--mirror-traffic", "${NEW}=0",
-                *scope),
-        ]  # fmt: skip
-    for pct in plan.rollout.get("steps") or [100]:
-        lines += [traffic(int(pct)), invoke("${NEW}"), invoke(None)]
-    if plan.rollout.get("keep_old"):
+        f"  #   {shell_command(restore(target, LIVE, NEW))}",
+        f'  if [ "${{LIVE}}" = {quoted_a} ]; then NEW={shell_command([b])}; else NEW={quoted_a}; fi',
+    ]
+    for move in moves(target, LIVE, NEW):
+        if move.note:
+            lines.append(f"  # {move.note}")
+        lines.append(cmd(move))
+    if target.rollout.get("keep_old"):
         lines.append("  # the old deployment stays at 0 %: python -m tools rollback moves traffic back to it")
-    else:
-        lines.append(cmd("az", "ml", "online-deployment", "delete", "--name", "${LIVE}", *endpoint, *scope, "--yes"))
     lines.append("fi")
     return "\n".join(lines)

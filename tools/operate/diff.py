@@ -21,13 +21,11 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT
-
-if TYPE_CHECKING:
-    from tools.render.engine import RenderedWorkspace
+from tools.core.repo import Repo, active
+from tools.render.engine import TEMPLATE_SUFFIX, RenderedWorkspace, default_out_dir, render
+from tools.render.values import DEFAULT_WORKSPACE
 
 
 def unified_renders(before: dict[str, str], after: dict[str, str], label_a: str, label_b: str) -> str:
@@ -57,8 +55,6 @@ def texts_of(rendered: RenderedWorkspace) -> dict[str, str]:
 def render_map(workspace: str, root: Path, out_dir: Path | None = None) -> dict[str, str]:
     """``workspace`` rendered once in memory (``tools.render.engine.render``), as if written under ``out_dir``
     (default: where it is written for real), nothing written."""
-    from tools.render.engine import render
-
     return texts_of(render(workspace, root, out_dir))
 
 
@@ -81,8 +77,6 @@ def extract_revision(root: Path, rev: str, dest: Path) -> None:
 def render_map_at_revision(workspace: str, base_root: Path, rev: str) -> dict[str, str]:
     """Render ``workspace`` with the revision's own tools (so old values meet their own schema), then read back
     every file its templates produce, keyed like :func:`render_map`."""
-    from tools.render.engine import TEMPLATE_SUFFIX, TEMPLATES_DIR, default_out_dir
-
     result = subprocess.run(
         [sys.executable, "-m", "tools", "render", "--workspace", workspace],
         cwd=base_root,
@@ -97,22 +91,23 @@ def render_map_at_revision(workspace: str, base_root: Path, rev: str) -> dict[st
         )
     out_dir = default_out_dir(workspace, base_root)
     rendered: dict[str, str] = {}
-    for template in sorted((base_root / TEMPLATES_DIR).rglob("*")):
+    templates = Repo(base_root).templates_dir
+    for template in sorted(templates.rglob("*")):
         if template.is_file():
-            relpath = template.relative_to(base_root / TEMPLATES_DIR).as_posix().removesuffix(TEMPLATE_SUFFIX)
+            relpath = template.relative_to(templates).as_posix().removesuffix(TEMPLATE_SUFFIX)
             target = out_dir / relpath
             if target.is_file():
                 rendered[relpath] = target.read_text()
     return rendered
 
 
-def diff_revision(workspace: str, rev: str, root: Path = REPO_ROOT) -> str:
+def diff_revision(workspace: str, rev: str, root: Path) -> str:
     """Render of ``workspace`` at ``rev`` against the working tree's (a workspace new since ``rev``: all added)."""
     current = render_map(workspace, root)
     with tempfile.TemporaryDirectory(prefix="tools-diff-") as tmp:
         base_root = Path(tmp)
         extract_revision(root, rev, base_root)
-        has_workspace = (base_root / "workspaces" / f"{workspace}.yaml").is_file()
+        has_workspace = (Repo(base_root).workspaces_dir / f"{workspace}.yaml").is_file()
         if not has_workspace:
             base = {}
         elif any((base_root / "tools" / rel).is_file() for rel in ("render.py", "render/engine.py")):
@@ -122,9 +117,7 @@ def diff_revision(workspace: str, rev: str, root: Path = REPO_ROOT) -> str:
     return unified_renders(base, current, f"a/{rev}", "b")
 
 
-def diff_workspaces(workspace: str, other: str, root: Path = REPO_ROOT) -> str:
-    from tools.render.engine import default_out_dir
-
+def diff_workspaces(workspace: str, other: str, root: Path) -> str:
     out_dir = default_out_dir(workspace, root)  # both as if in one folder: only the values' differences show
     first = render_map(workspace, root, out_dir)
     second = render_map(other, root, out_dir)
@@ -137,13 +130,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--base", metavar="REV", help="git revision to compare the working tree with (default HEAD)")
     scope.add_argument("--against", metavar="OTHER", help="another workspace to compare with")
     parser.add_argument("--exit-code", action="store_true", help="exit 1 when the renders differ")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
+    parser.add_argument("--root", type=Path, default=None, help="repo root (default: this checkout)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.render.values import DEFAULT_WORKSPACE
-
-    root = args.root.resolve()
+    root = active().root
     name = args.workspace or DEFAULT_WORKSPACE
     text = diff_workspaces(name, args.against, root) if args.against else diff_revision(name, args.base or "HEAD", root)
     print(text, end="")

@@ -14,10 +14,12 @@ import argparse
 import sys
 from typing import Any
 
+from tools.core.repo import active
+from tools.operate import commands
 from tools.operate.az import Az
 from tools.operate.compare import diff_text
 from tools.operate.options import add_workspace_arguments, workspace_from_args
-from tools.operate.rollout import Endpoint
+from tools.operate.rollout import AzureEndpoint
 from tools.operate.stages import show_of
 from tools.operate.workspace import RenderedSpec, Workspace
 
@@ -26,14 +28,13 @@ VERSIONED = ("environment", "commandComponent", "data")
 
 
 def _live_deployment(az: Az, ws: Workspace, spec: RenderedSpec) -> tuple[str, dict[str, Any] | None]:
-    endpoint = Endpoint(az, ws, str(spec.data["endpoint_name"]))
-    if az.show(["az", "ml", "online-endpoint", "show", "--name", endpoint.name, *ws.scope()]) is None:
+    endpoint = AzureEndpoint(az, ws, str(spec.data["endpoint_name"]))
+    if az.show(commands.endpoint_show(endpoint.name, ws.scope())) is None:
         return str(spec.data["name"]), None
     traffic = endpoint.traffic()
     live = sorted((pct, name) for name, pct in traffic.items() if pct > 0)
     name = live[-1][1] if live else str(spec.data["name"])
-    show = ["az", "ml", "online-deployment", "show", "--name", name, "--endpoint-name", endpoint.name, *ws.scope()]
-    return name, az.show(show, output="yaml")
+    return name, az.show(commands.deployment_show(name, endpoint.name, ws.scope()), output="yaml")
 
 
 def drift_report(az: Az, ws: Workspace) -> list[str]:
@@ -70,7 +71,7 @@ add_arguments = add_workspace_arguments
 def run(args: argparse.Namespace) -> int:
     ws = workspace_from_args(args)
     Az.require()
-    found = drift_report(Az(args.root.resolve(), echo=False), ws)
+    found = drift_report(Az(active().root, echo=False), ws)
     if found:
         print("\n".join(found))
         print(f"drift: {ws.values_name}: {len(found)} resources differ from the rendered specs", file=sys.stderr)

@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tools.core.repo import REPO_ROOT
+from tools.core.repo import active
 from tools.operate.stages import DEFAULT_JOB, STAGES, build_plan, parse_stages
 from tools.operate.steps import Step
 from tools.operate.workspace import Workspace, load_workspace
+from tools.render.values import DEFAULT_WORKSPACE
 
 
 def add_workspace_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace", metavar="NAME", default=None, help="workspace values name (default: dev)")
     parser.add_argument("--layers", default="ABCD", help="validation layers run first (default ABCD)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
+    parser.add_argument("--root", type=Path, default=None, help="repo root (default: this checkout)")
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +28,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def workspace_from_args(args: argparse.Namespace) -> Workspace:
-    from tools.render.values import DEFAULT_WORKSPACE
-
-    return load_workspace(args.workspace or DEFAULT_WORKSPACE, args.root.resolve(), args.layers.upper())
+    return load_workspace(args.workspace or DEFAULT_WORKSPACE, active().root, args.layers.upper())
 
 
 def plan_from_args(args: argparse.Namespace) -> tuple[list[str], Workspace, list[Step]]:

@@ -22,11 +22,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT
+from tools.core.files import atomic_write_text
+from tools.core.repo import active
+from tools.operate import commands
 from tools.operate.az import Az
 from tools.operate.diff import unified_renders
 from tools.operate.steps import Step, shell_command, shell_line
+from tools.operate.workspace import validate_rendered
+from tools.render.engine import render
+from tools.render.values import load_values
+from tools.validate.findings import to_text
 
 _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0-9._-]+)$")
 
@@ -45,43 +54,16 @@ def _scope(ws: dict[str, Any]) -> tuple[str, ...]:
 def promotion_steps(source: dict[str, Any], registry: str, name: str, version: str) -> list[Step]:
     """The `az` steps of a promotion (pure): show in the source workspace, then share into the registry."""
     scope = _scope(source["workspace"])
-    in_registry = ("az", "ml", "model", "show", "--name", name, "--version", version, "--registry-name", registry)
     return [
-        Step(
-            "promote.model-show",
-            "promote",
-            ("az", "ml", "model", "show", "--name", name, "--version", version, *scope),
-            f"{name}:{version} must exist in workspace {source['workspace']['name']}",
-        ),
-        Step(
-            "promote.model-share",
-            "promote",
-            (
-                "az",
-                "ml",
-                "model",
-                "share",
-                "--name",
-                name,
-                "--version",
-                version,
-                "--registry-name",
-                registry,
-                "--share-with-name",
-                name,
-                "--share-with-version",
-                version,
-                *scope,
-            ),  # fmt: skip
-            f"copy {name}:{version} into registry {registry} (skipped when the registry has it)",
-            show=in_registry,
-        ),
-    ]
+        Step("promote.model-show", "promote", commands.model_show(name, version, scope),
+             f"{name}:{version} must exist in workspace {source['workspace']['name']}"),
+        Step("promote.model-share", "promote", commands.model_share(name, version, registry, scope),
+             f"copy {name}:{version} into registry {registry} (skipped when the registry has it)",
+             show=commands.model_show_in_registry(name, version, registry)),
+    ]  # fmt: skip
 
 
-def _yaml():  # -> ruamel.yaml.YAML
-    from ruamel.yaml import YAML
-
+def _yaml() -> YAML:
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -95,8 +77,6 @@ def set_values_key(text: str, key_path: tuple[str, ...], value: Any) -> str:
 
 
 def _set_keys(text: str, parent: tuple[str, ...], pinned: dict[str, Any]) -> str:
-    from ruamel.yaml.comments import CommentedMap
-
     yaml = _yaml()
     doc = yaml.load(text)
     if doc is None:
@@ -155,17 +135,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="target", default="prod", metavar="WS", help="target workspace (default prod)")
     parser.add_argument("--execute", action="store_true", help="run the az commands (default: print them)")
     parser.add_argument("--layers", default="ABCD", help="validation layers for the target (default ABCD)")
-    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repo root (default: this checkout)")
+    parser.add_argument("--root", type=Path, default=None, help="repo root (default: this checkout)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.core.files import atomic_write_text
-    from tools.operate.workspace import validate_rendered
-    from tools.render.engine import render
-    from tools.render.values import WORKSPACES_DIR, load_values
-    from tools.validate.findings import to_text
-
-    root: Path = args.root.resolve()
+    root = active().root
     name, version = parse_model_ref(args.model)
     if args.source == args.target:
         raise UserError(f"--from and --to are both {args.source}: promotion goes from one workspace to another")
@@ -184,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {step.name}: {step.description}")
             print(shell_line(step))
 
-    values_rel = f"{WORKSPACES_DIR}/{args.target}.yaml"
-    values_path = root / values_rel
+    values_path = active().workspaces_dir / f"{args.target}.yaml"
+    values_rel = Path(os.path.relpath(values_path, root)).as_posix()
     old_text = values_path.read_text()
     new_text = rewrite_values(old_text, registry, name, version)
     uri = f"azureml://registries/{registry}/models/{name}/versions/{version}"

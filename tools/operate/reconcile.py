@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.core.errors import CloudRefused
-from tools.operate import quota
+from tools.operate import commands, quota
 from tools.operate.az import Az
 from tools.operate.compare import differing_keys
 from tools.operate.steps import Step
@@ -75,6 +75,6 @@ def register(az: Az, ws: Workspace, step: Step, argv: list[str]) -> str:
 
 def next_free_version(az: Az, ws: Workspace, name: str) -> int:
     """One more than the highest integer version of ``name`` in the workspace (1 when there is none)."""
-    rows: Any = az.json(["az", "ml", "model", "list", "--name", name, *ws.scope()], f"list the versions of {name}")
+    rows: Any = az.json(commands.model_list(name, ws.scope()), f"list the versions of {name}")
     versions = [int(str(row.get("version"))) for row in rows or [] if str(row.get("version", "")).isdigit()]
     return max(versions, default=0) + 1

@@ -1,6 +1,7 @@
 """`python -m tools rollback --workspace W`: the emergency rollback. All live traffic goes back to the previous
 deployment of the workspace's endpoint while it still exists (a rollout kept it at 0 %: `rollout.keep_old`), with
-`az ml online-endpoint update --traffic "old=100 new=0"` (azureml-operations.md "Traffic and safe rollout"). A dry
+`az ml online-endpoint update --traffic "old=100 new=0"` (learn.microsoft.com `how-to-safely-rollout-online-endpoints`,
+"Rollback"). A dry
 run (prints the command) unless --execute. Once the old deployment is deleted, rollback is a new rollout of the old
 model version: revert the promotion commit and `python -m tools apply --stage deploy,smoke --execute`.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 import argparse
 
 from tools.core.errors import CloudRefused
+from tools.core.repo import active
+from tools.operate import commands
 from tools.operate.az import Az
 from tools.operate.options import add_workspace_arguments, workspace_from_args
-from tools.operate.rollout import Endpoint, traffic_word
+from tools.operate.rollout import AzureEndpoint
 from tools.operate.stages import endpoint_spec
 from tools.operate.steps import shell_command
 
@@ -25,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     ws = workspace_from_args(args)
     Az.require()
-    az = Az(args.root.resolve(), echo=False)
-    endpoint = Endpoint(az, ws, str(endpoint_spec(ws).data["name"]))
+    az = Az(active().root, echo=False)
+    endpoint = AzureEndpoint(az, ws, str(endpoint_spec(ws).data["name"]))
     traffic = endpoint.traffic()
     existing = endpoint.deployments()
     live = sorted((pct, name) for name, pct in traffic.items() if pct > 0)
@@ -42,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         )
     target = previous[0]
     shares = {target: 100, **{name: 0 for name in traffic if name != target}}
-    argv = ["az", "ml", "online-endpoint", "update", "--name", endpoint.name, "--traffic", traffic_word(shares),
-            *ws.scope()]  # fmt: skip
+    argv = commands.endpoint_traffic(endpoint.name, commands.traffic_word(shares), ws.scope())
     if not args.execute:
         print(f"# dry run: all traffic of {endpoint.name} from {current} back to {target} (run it with --execute)")
         print(shell_command(argv))

@@ -11,8 +11,8 @@ stage. Which specs exist is read from the render, never from a list in code; the
              blue/green beside a live deployment (``tools.operate.rollout``; printed as a shell branch by
              ``tools.operate.bluegreen``). After a `type: finetuning` job it deploys the model the job registered:
              `outputs.registered_model.name`, the version the spec sets or else the one `az ml job show` reports
-             for that output (azureml-operations.md "Fine-tuning jobs"; azure-ai-ml reads the output's
-             `assetName`/`assetVersion` back from the service), through `--set model=azureml:NAME:VERSION`
+             for that output (azure-ai-ml reads the output's `assetName`/`assetVersion` back from the service),
+             through `--set model=azureml:NAME:VERSION`
   smoke      invoke the endpoint with the sample request
   teardown   delete the endpoint (destructive: needs --yes)
 """
@@ -25,22 +25,18 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import kinds
-from tools.operate import bluegreen, quota
+from tools.operate import bluegreen, bootstrap, commands, quota
 from tools.operate.steps import JOB_NAME_VAR, SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step
 from tools.operate.workspace import RenderedSpec, Workspace
+from tools.render.derived import JOB_NAME_PLACEHOLDER
 
 STAGES = ("bootstrap", "train", "register", "deploy", "smoke", "teardown")
-# Role assignments of the endpoint identity: (role, scope variable or literal, why).
-ROLE_ASSIGNMENTS: tuple[tuple[str, str, str], ...] = (
-    ("Contributor", "resource-group", "manage the endpoint's resources in the resource group"),
-    ("Storage Blob Data Reader", "${STORAGE_ID}", "read the model files from the workspace storage account"),
-    ("AcrPull", "${ACR_ID}", "pull the serving image from the workspace container registry"),
-)
 # RenderedSpec kinds created in the train stage, in dependency order (an environment before the component that uses it).
 TRAIN_KINDS = ("amlCompute", "environment", "commandComponent", "data")
 LABELS = {"amlCompute": "compute", "environment": "environment", "commandComponent": "component", "data": "data"}
-# Kinds whose `create -f` is the SDK's create-or-update (azureml-operations.md: compute create on an existing
-# cluster updates its scale settings). Versioned assets have no update: an existing name:version is immutable.
+# Kinds whose `create -f` is the SDK's create-or-update (azure-ai-ml `begin_create_or_update`: compute create on an
+# existing cluster updates its scale settings). Versioned assets have no update: an existing name:version is
+# immutable.
 CREATE_OR_UPDATE = ("amlCompute",)
 JOB_CREATE = "az ml job create"
 # The job submitted unless --job names another: the registry pipeline, when rendered.
@@ -49,49 +45,18 @@ FINETUNING = "finetuning"  # `type: finetuning` jobs register their `outputs.reg
 MODEL_VERSION_VAR = "REGISTERED_MODEL_VERSION"  # the version a finetuning job's registered_model output reports
 
 
-def az_create(kind: str) -> list[str]:
-    """The `az ml ... create` words for a spec kind."""
-    return kinds()[kind]["az"].split()
-
-
-def az_noun(kind: str) -> list[str]:
-    return az_create(kind)[:-1]  # "az ml compute create" -> ["az", "ml", "compute"]
-
-
 def show_of(ws: Workspace, kind: str, data: dict[str, Any]) -> tuple[str, ...] | None:
     """`az ml <noun> show` for a named (and versioned) resource."""
     name = data.get("name")
     if not name:
         return None
-    argv = [*az_noun(kind), "show", "--name", str(name)]
-    if data.get("version") is not None:
-        argv += ["--version", str(data["version"])]
-    return (*argv, *ws.scope())
+    version = None if data.get("version") is None else str(data["version"])
+    return commands.show_named(kind, str(name), version, ws.scope())
 
 
 def bootstrap_steps(ws: Workspace) -> list[Step]:
-    sub = ["--subscription", ws.subscription]
-    rg_scope = f"/subscriptions/{ws.subscription}/resourceGroups/{ws.resource_group}"
-    location = ["--location", ws.location] if ws.location else []
-    identity = ("az", "identity", "create", "--name", ws.identity, "-g", ws.resource_group, *location, *sub,
-                "--query", "principalId", "-o", "tsv")  # fmt: skip
-    steps = [
-        Step("bootstrap.identity", "bootstrap", identity,
-             f"user-assigned managed identity {ws.identity} for the endpoint (create or reuse)",
-             captures="PRINCIPAL_ID"),
-    ]  # fmt: skip
-    for var, field_name in (("STORAGE_ID", "storage_account"), ("ACR_ID", "container_registry")):
-        argv = ("az", "ml", "workspace", "show", "--name", ws.ml_workspace, "-g", ws.resource_group, *sub,
-                "--query", field_name, "-o", "tsv")  # fmt: skip
-        steps.append(Step(f"bootstrap.{field_name.replace('_', '-')}", "bootstrap", argv,
-                          f"resource id of the workspace {field_name.replace('_', ' ')}", captures=var))  # fmt: skip
-    for role, scope, why in ROLE_ASSIGNMENTS:
-        argv = ("az", "role", "assignment", "create", "--assignee-object-id", "${PRINCIPAL_ID}",
-                "--assignee-principal-type", "ServicePrincipal", "--role", role,
-                "--scope", rg_scope if scope == "resource-group" else scope, *sub)  # fmt: skip
-        steps.append(Step(f"bootstrap.role-{role.lower().replace(' ', '-')}", "bootstrap", argv,
-                          f"{role} for {ws.identity}: {why}"))  # fmt: skip
-    return steps
+    """The registry, the workspace, its network, the endpoint identity and every role (tools.operate.bootstrap)."""
+    return bootstrap.bootstrap_steps(ws)
 
 
 def job_specs(ws: Workspace) -> list[RenderedSpec]:
@@ -131,14 +96,8 @@ def registered_model(ws: Workspace, job: RenderedSpec) -> tuple[str, str | None]
     return str(values.get("name")), str(values.get("version"))
 
 
-def job_logs_command(ws: Workspace) -> tuple[str, ...]:
-    """What a failed or canceled job left: its logs and outputs (`az ml job download --all`)."""
-    return ("az", "ml", "job", "download", "--name", "${JOB_NAME}", "--all", "--download-path", "job-logs/${JOB_NAME}",
-            *ws.scope())  # fmt: skip
-
-
 def model_free_step(ws: Workspace, name: str, version: str, stage: str) -> Step:
-    show = ("az", "ml", "model", "show", "--name", name, "--version", version, *ws.scope())
+    show = commands.model_show(name, version, ws.scope())
     return Step(f"{stage}.model-version-free", stage, show,
                 f"model {name}:{version} must not exist yet (model versions are immutable)",
                 action="model-free", show=show)  # fmt: skip
@@ -150,7 +109,7 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
         for spec in ws.of_kind(kind):
             name = spec.data.get("name", Path(spec.path).stem)
             label = f"{LABELS[kind]} {name}" + (f":{spec.data['version']}" if "version" in spec.data else "")
-            create = (*az_create(kind), "-f", spec.path, *ws.scope())
+            create = commands.create_from_file(kind, spec.path, ws.scope())
             updatable = kind in CREATE_OR_UPDATE
             notes: tuple[str, ...] = ()
             if kind == "amlCompute":
@@ -166,8 +125,9 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     model_name, model_version = registered_model(ws, spec)
     if model_version is not None:  # a finetuning job without a version: the service registers the next free one
         steps.append(model_free_step(ws, model_name, model_version, "train"))
-    create = az_create(spec.kind) if spec.kind in kinds() else JOB_CREATE.split()
-    submit = (*create, "-f", spec.path, *ws.scope(), "--query", "name", "-o", "tsv")
+    create = kinds()[spec.kind]["az"].split() if spec.kind in kinds() else JOB_CREATE.split()
+    submit = commands.job_create(create, spec.path, ws.scope())
+    job_name = "${" + JOB_NAME_VAR + "}"
     registers = ""
     if is_finetuning(spec):
         registers = (f" (the service registers its outputs.registered_model as {model_name}:"
@@ -175,12 +135,12 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     steps += [
         Step("train.job-submit", "train", submit, f"submit {spec.path}{registers}", captures=JOB_NAME_VAR,
              spec=spec.path, kind=spec.kind, data=spec.data),
-        Step("train.job-stream", "train", ("az", "ml", "job", "stream", "--name", "${JOB_NAME}", *ws.scope()),
+        Step("train.job-stream", "train", commands.job_stream(job_name, ws.scope()),
              "follow the job's logs until it ends", action="follow"),
-        Step("train.job-status", "train",
-             ("az", "ml", "job", "show", "--name", "${JOB_NAME}", *ws.scope(), "--query", "status", "-o", "tsv"),
+        Step("train.job-status", "train", commands.job_query(job_name, "status", ws.scope()),
              "wait for a terminal state: the job must have Completed (Failed or Canceled stop here)",
-             action="job-wait", captures="JOB_STATUS", expect="Completed", on_failure=(job_logs_command(ws),)),
+             action="job-wait", captures="JOB_STATUS", expect="Completed",
+             on_failure=(commands.job_download_all(job_name, ws.scope()),)),
     ]  # fmt: skip
     return steps
 
@@ -188,8 +148,6 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
 def register_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     """`-f` the validated model spec and override only its `path` with the submitted job's output: the job name is
     the one value not known at render time (its spec carries the placeholder JOB_NAME)."""
-    from tools.render.derived import JOB_NAME_PLACEHOLDER
-
     if is_finetuning(chosen_job(ws, job)):
         return []  # the finetuning job registered its output itself
     steps = []
@@ -198,8 +156,8 @@ def register_steps(ws: Workspace, job: str | None = None) -> list[Step]:
         if f"/{JOB_NAME_PLACEHOLDER}/" not in model_path:
             continue  # a model spec not fed by the job
         name, version = str(spec.data.get("name")), str(spec.data.get("version"))
-        argv = ("az", "ml", "model", "create", "-f", spec.path,
-                "--path", model_path.replace(f"/{JOB_NAME_PLACEHOLDER}/", "/${JOB_NAME}/"), *ws.scope())  # fmt: skip
+        output = model_path.replace(f"/{JOB_NAME_PLACEHOLDER}/", "/${" + JOB_NAME_VAR + "}/")
+        argv = commands.model_create(spec.path, output, ws.scope())
         steps.append(Step(f"register.model-{name}", "register", argv,
                           f"register {name}:{version} from the job's output", action="register",
                           show=show_of(ws, "model", spec.data), spec=spec.path, kind="model",
@@ -214,15 +172,6 @@ def endpoint_spec(ws: Workspace) -> RenderedSpec:
     return endpoints[0]
 
 
-def get_logs_commands(ws: Workspace, deployment: str, endpoint: str) -> tuple[tuple[str, ...], ...]:
-    """The one source of the `get-logs` commands: inference server and storage initializer (model download)."""
-    base = ("az", "ml", "online-deployment", "get-logs", "--name", deployment, "--endpoint-name", endpoint)
-    return (
-        (*base, *ws.scope(), "--container", "inference-server", "--lines", "200"),
-        (*base, *ws.scope(), "--container", "storage-initializer", "--lines", "200"),
-    )
-
-
 def chosen_job(ws: Workspace, job: str | None) -> RenderedSpec | None:
     """The job a plan submits (None when the render has no job spec)."""
     return job_spec(ws, job) if job_specs(ws) else None
@@ -234,9 +183,8 @@ def finetuned_model_steps(ws: Workspace, job: RenderedSpec) -> tuple[list[Step],
     name, version = registered_model(ws, job)
     steps: list[Step] = []
     if version is None:
-        show = ("az", "ml", "job", "show", "--name", "${JOB_NAME}", *ws.scope(), "--query",
-                "outputs.registered_model.version", "-o", "tsv")  # fmt: skip
-        listing = ("az", "ml", "model", "list", "--name", name, *ws.scope(), "-o", "table")
+        show = commands.job_query("${" + JOB_NAME_VAR + "}", "outputs.registered_model.version", ws.scope())
+        listing = commands.model_list_table(name, ws.scope())
         steps.append(Step("deploy.registered-model-version", "deploy", show,
                           f"the version of {name} that {job.path} registered (its outputs.registered_model)",
                           captures=MODEL_VERSION_VAR, on_failure=(listing,)))  # fmt: skip
@@ -247,8 +195,8 @@ def finetuned_model_steps(ws: Workspace, job: RenderedSpec) -> tuple[list[Step],
 def deploy_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     endpoint = endpoint_spec(ws)
     name = str(endpoint.data["name"])
-    create = (*az_create("managedOnlineEndpoint"), "-f", endpoint.path, *ws.scope())
-    update = ("az", "ml", "online-endpoint", "update", "-f", endpoint.path, *ws.scope())
+    create = commands.create_from_file("managedOnlineEndpoint", endpoint.path, ws.scope())
+    update = commands.endpoint_update_file(endpoint.path, ws.scope())
     steps = [
         Step(f"deploy.endpoint-{name}", "deploy", create,
              f"endpoint {name}: create when missing, update when it differs", action="ensure",
@@ -261,40 +209,33 @@ def deploy_steps(ws: Workspace, job: str | None = None) -> list[Step]:
         assert source is not None
         version_steps, sets = finetuned_model_steps(ws, source)
         steps += version_steps
-    set_words = tuple(word for pair in sets for word in ("--set", pair))
     for spec in ws.of_kind("managedOnlineDeployment"):
         deployment = str(spec.data.get("name"))
         on = str(spec.data.get("endpoint_name", name))
-        first = (*az_create("managedOnlineDeployment"), "-f", spec.path, *ws.scope(), "--all-traffic", *set_words)
-        show = ("az", "ml", "online-deployment", "show", "--name", deployment, "--endpoint-name", on, *ws.scope())
         model = sets[0].split("=", 1)[1] if sets else spec.data.get("model")
-        plan = bluegreen.Plan(
-            spec_path=spec.path, spec_name=deployment, endpoint=on, scope=tuple(ws.scope()), sets=set_words,
-            rollout=ws.rollout, request_file=SAMPLE_REQUEST,
+        target = bluegreen.RolloutTarget(
+            spec_path=spec.path, spec_name=deployment, endpoint=on, scope=tuple(ws.scope()),
+            sets=commands.set_words(sets), rollout=ws.rollout, request_file=SAMPLE_REQUEST,
         )  # fmt: skip
-        steps.append(Step(f"deploy.deployment-{deployment}", "deploy", first, f"deployment of {model} on {on}",
-                          action="rollout", show=show, spec=spec.path, kind="managedOnlineDeployment", data=spec.data,
+        steps.append(Step(f"deploy.deployment-{deployment}", "deploy", bluegreen.first_deployment(target, deployment),
+                          f"deployment of {model} on {on}", action="rollout",
+                          show=commands.deployment_show(deployment, on, ws.scope()), spec=spec.path,
+                          kind="managedOnlineDeployment", data=spec.data,
                           notes=(quota.deployment_need(deployment, spec.data).line(),), sets=sets,
-                          script=bluegreen.script(plan), on_failure=get_logs_commands(ws, deployment, on)))  # fmt: skip
+                          script=bluegreen.script(target),
+                          on_failure=commands.deployment_logs(deployment, on, ws.scope())))  # fmt: skip
     return steps
-
-
-def invoke_argv(ws: Workspace, endpoint: str, deployment: str | None = None) -> tuple[str, ...]:
-    target = ("--deployment-name", deployment) if deployment else ()
-    return ("az", "ml", "online-endpoint", "invoke", "--name", endpoint, *target, "--request-file", SAMPLE_REQUEST,
-            *ws.scope())  # fmt: skip
 
 
 def smoke_steps(ws: Workspace) -> list[Step]:
     name = str(endpoint_spec(ws).data["name"])
-    return [Step("smoke.invoke", "smoke", invoke_argv(ws, name),
+    return [Step("smoke.invoke", "smoke", commands.endpoint_invoke(name, SAMPLE_REQUEST, ws.scope()),
                  f"score the sample request (written by `{SAMPLE_REQUEST_HINT}`)", needs_files=(SAMPLE_REQUEST,))]
 
 
 def teardown_steps(ws: Workspace) -> list[Step]:
     name = str(endpoint_spec(ws).data["name"])
-    return [Step("teardown.endpoint-delete", "teardown",
-                 ("az", "ml", "online-endpoint", "delete", "--name", name, *ws.scope(), "--yes"),
+    return [Step("teardown.endpoint-delete", "teardown", commands.endpoint_delete(name, ws.scope()),
                  f"delete endpoint {name} and its deployments (endpoints bill while they exist)", destructive=True)]
 
 

@@ -7,12 +7,20 @@ Azure ML workspace it points at (``mlw-ultrachat-dev``: ``-w``).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
+from tools.core.yamlio import plain
+from tools.render.engine import RenderedWorkspace, check_rendered, render
+from tools.render.values import DEFAULT_WORKSPACE
+from tools.validate.cli import validate_specs
+from tools.validate.document import parse_spec
+from tools.validate.findings import ERROR, to_text
+from tools.validate.rules.files import relative_display
 
 
 @dataclass(frozen=True)
@@ -49,13 +57,8 @@ class Workspace:
         return dict(self.values.get("rollout") or {"steps": [100], "keep_old": False, "mirror": 0})
 
 
-def validate_rendered(rendered: Any, root: Path, layers: str = "ABCD") -> tuple[list[Any], list[Any]]:
+def validate_rendered(rendered: RenderedWorkspace, root: Path, layers: str = "ABCD") -> tuple[list[Any], list[Any]]:
     """Parse and validate a RenderedWorkspace's specs in memory: (parsed specs, error findings)."""
-    from tools.validate.cli import validate_specs
-    from tools.validate.document import parse_spec
-    from tools.validate.findings import ERROR
-    from tools.validate.rules.files import relative_display
-
     parsed = [
         parse_spec(rendered.path_of(item), relative_display(rendered.path_of(item), root), item.text)
         for item in rendered.files
@@ -65,17 +68,10 @@ def validate_rendered(rendered: Any, root: Path, layers: str = "ABCD") -> tuple[
     return parsed, [f for f in report.findings if f.severity == ERROR]
 
 
-def load_workspace(name: str, root: Path, layers: str = "ABCD", rendered: Any = None) -> Workspace:
+def load_workspace(name: str, root: Path, layers: str = "ABCD", rendered: RenderedWorkspace | None = None) -> Workspace:
     """Render ``name`` once (or take the caller's ``rendered``: a RenderedWorkspace of it), check the committed
     render (default workspace) or write build/<name>/ (the others, which `az ml -f` reads), validate the
     in-memory specs; UserError on findings."""
-    import os
-
-    from tools.core.yamlio import plain
-    from tools.render.engine import check_rendered, render
-    from tools.render.values import DEFAULT_WORKSPACE
-    from tools.validate.findings import to_text
-
     rendered = rendered if rendered is not None else render(name, root)
     if name == DEFAULT_WORKSPACE:
         stale = check_rendered(list(rendered.files), rendered.out_dir, root)
