@@ -13,6 +13,8 @@ import argparse
 import json
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tools.core.errors import UserError
@@ -101,8 +103,12 @@ def build_tokenizer(out_dir: Path):  # noqa: ANN201 - returns a transformers fas
     return tokenizer
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
-    """Write a tiny random Phi-3 model + tokenizer into ``out_dir`` (replaced atomically) and return it."""
+def build_tiny_model(out_dir: Path, seed: int = 0, progress: Callable[[str], None] | None = None) -> Path:
+    """Write a tiny random Phi-3 model + tokenizer into ``out_dir`` (replaced atomically) and return it.
+
+    ``progress`` gets one line before each stage (the imports alone take seconds on a cold disk)."""
+    step = progress or (lambda line: None)
+    step("importing torch and transformers")
     import torch
     from transformers import GenerationConfig, Phi3Config, Phi3ForCausalLM
 
@@ -112,6 +118,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        step("training the byte-level BPE tokenizer on the built-in corpus")
         tokenizer = build_tokenizer(staging)
         ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in (("bos", BOS), ("eos", EOS), ("pad", PAD))}
         end_id = tokenizer.convert_tokens_to_ids("<|end|>")
@@ -129,11 +136,13 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
             pad_token_id=ids["pad"],
             tie_word_embeddings=False,
         )
+        step(f"initialising the Phi-3 model ({NUM_LAYERS} layers, hidden size {HIDDEN_SIZE}, seed {seed})")
         torch.manual_seed(seed)
         model = Phi3ForCausalLM(config)
         model.generation_config = GenerationConfig(
             bos_token_id=ids["bos"], eos_token_id=[ids["eos"], end_id], pad_token_id=ids["pad"]
         )
+        step("saving weights (safetensors) and tokenizer")
         model.save_pretrained(str(staging), safe_serialization=True)
         (staging / "tiny_model.json").write_text(
             json.dumps({"seed": seed, "architecture": "Phi3ForCausalLM", "built_by": "python -m tools tiny-model"})
@@ -161,6 +170,11 @@ def run(args: argparse.Namespace) -> int:
     from tools.core.offline import apply_offline_env
 
     apply_offline_env()
-    out = build_tiny_model(args.out, seed=args.seed)
+    start = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"tiny-model [{time.monotonic() - start:4.1f} s] {line} ...", flush=True)
+
+    out = build_tiny_model(args.out, seed=args.seed, progress=progress)
     print(f"tiny Phi-3 model and tokenizer written to {out}")
     return 0
