@@ -154,3 +154,30 @@ def test_a_misspelt_key_holding_an_expression_is_still_a_typo(tmp_path: Path) ->
     errors = [f for f in _check(tmp_path, text) if f.severity == ERROR]
     assert [f.key_path for f in errors] == [("jobs", "a", "distribution", "process_count_per_instanec")], errors
     assert "did you mean 'process_count_per_instance'" in errors[0].message
+
+
+DATA_COMPONENT = ("$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json\ntype: command\n"
+             "name: read_data\ninputs:\n  folder: {type: uri_folder}\n  table: {type: mltable}\n"
+             "environment: azureml:env:1\ncommand: echo ${{inputs.folder}} ${{inputs.table}}\n")  # fmt: skip
+
+
+def _step(tmp_path: Path, inputs: str, top: str = "") -> list:
+    (tmp_path / "component.yml").write_text(DATA_COMPONENT)
+    text = PIPELINE + top + f"jobs:\n  read:\n    type: command\n    component: ./component.yml\n    inputs:\n{inputs}"
+    return [f for f in _check(tmp_path, text, "D") if f.rule == "contract-type"]
+
+
+def test_a_data_input_of_another_data_type_is_a_warning(tmp_path: Path) -> None:
+    """Issue 19 point 10: Azure's published pipeline samples bind a web-URL uri_file to a uri_folder input and a
+    uri_folder asset to an mltable input, and they run: Azure delivers the path as the type the step declares."""
+    direct = _step(tmp_path, "      folder: {type: uri_file, path: 'https://example.org/data.csv'}\n")
+    assert [(f.severity, f.key_path[-1]) for f in direct] == [("warning", "folder")]
+    assert "Azure delivers the path as uri_folder" in direct[0].message
+    top = "inputs:\n  data: {type: uri_folder, path: azureml:prepared:1}\n"
+    bound = _step(tmp_path, "      table: ${{parent.inputs.data}}\n", top)
+    assert [(f.severity, f.key_path[-1]) for f in bound] == [("warning", "table")]
+
+
+def test_a_model_where_data_is_declared_stays_an_error(tmp_path: Path) -> None:
+    found = _step(tmp_path, "      folder: {type: mlflow_model, path: azureml:model:1}\n")
+    assert [f.severity for f in found] == ["error"] and "expected type uri_folder, got mlflow_model" in found[0].message

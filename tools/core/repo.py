@@ -121,6 +121,23 @@ class Repo:
     def schema_url(self, kind: str) -> str:
         return self.kinds_table()["schema_base_url"] + self.kinds()[kind]["file"]
 
+    def unpublished_types(self) -> tuple[str, ...]:
+        """The ``type:`` values of kinds Azure publishes no schema for (a fine-tuning job has no `$schema` line)."""
+        if "unpublished" not in self._cache:
+            self._cache["unpublished"] = tuple(t for facts in self.kinds().values() if facts.get("published") is False
+                                               for t in facts.get("types") or [])  # fmt: skip
+        return self._cache["unpublished"]
+
+    def is_spec_text(self, text: str) -> bool:
+        """Whether a YAML text is an Azure ML spec: it has a `$schema` line, or a top-level `type:` of a kind Azure
+        publishes no schema for. The one test of which files are specs (validate's folders, a workspace's render,
+        operate's plan, the demo)."""
+        if "$schema:" in text:
+            return True
+        types = self.unpublished_types()
+        return any(line.split("#", 1)[0].strip().removeprefix("type:").strip().strip("'\"").lower() in types
+                   for line in text.splitlines() if line.startswith("type:"))  # fmt: skip
+
     def rules_table(self) -> dict[str, Any]:
         return self._cached("rules", self.rules_file)
 
@@ -184,6 +201,10 @@ def kinds() -> dict[str, dict[str, Any]]:
 
 def schema_url(kind: str) -> str:
     return active().schema_url(kind)
+
+
+def is_spec_text(text: str) -> bool:
+    return active().is_spec_text(text)
 
 
 def sku_gpus(sku: str) -> int | None:

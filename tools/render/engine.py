@@ -16,12 +16,11 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
-from tools.core.repo import REPO_ROOT, Repo, active
+from tools.core.repo import Repo, active
 from tools.render.derived import build_context, yaml_scalar
 from tools.render.values import DEFAULT_WORKSPACE, Values, load_values, workspace_names
 
-TEMPLATES_DIR = "templates"
-BUILD_DIR = "build"
+TEMPLATES_DIR = "templates"  # as messages show it (paths: Repo.templates_dir)
 TEMPLATE_SUFFIX = ".j2"
 HEADER = (
     "# Rendered by `python -m tools render` from {template} with workspaces/{workspace}.yaml: edit those, not this.\n"
@@ -62,6 +61,13 @@ class RenderedWorkspace:
         """Every YAML file's intended path and text: what the validator reads instead of the disk."""
         return {self.path_of(item): item.text for item in self.files if item.relpath.endswith(SPEC_SUFFIXES)}
 
+    def spec_files(self) -> tuple[RenderedFile, ...]:
+        """The rendered files that are Azure ML specs (``Repo.is_spec_text``, the one test): what validation
+        checks, the plan applies and the demo lists."""
+        repo = _repo(self.root)
+        return tuple(item for item in self.files
+                     if item.relpath.endswith(SPEC_SUFFIXES) and repo.is_spec_text(item.text))  # fmt: skip
+
     def write(self) -> list[Path]:
         """Write what differs (atomically); return the paths that changed."""
         return write_rendered(list(self.files), self.out_dir)
@@ -79,15 +85,21 @@ def render(
     return RenderedWorkspace(workspace, root, out_dir, values, context, tuple(files))
 
 
-def default_out_dir(workspace: str, root: Path = REPO_ROOT) -> Path:
-    return root if workspace == DEFAULT_WORKSPACE else root / BUILD_DIR / workspace
+def _repo(root: Path) -> Repo:
+    """The Repo of ``root``: the active one when it is that root (its facts are cached already)."""
+    return active() if active().root == Path(root) else Repo(Path(root))
+
+
+def default_out_dir(workspace: str, root: Path | None = None) -> Path:
+    repo = _repo(root) if root is not None else active()
+    return repo.root if workspace == DEFAULT_WORKSPACE else repo.build_dir / workspace
 
 
 def _environment(root: Path):  # -> jinja2.Environment
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root / TEMPLATES_DIR)),
+        loader=jinja2.FileSystemLoader(str(_repo(root).templates_dir)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -95,20 +107,19 @@ def _environment(root: Path):  # -> jinja2.Environment
         autoescape=False,
     )
     env.filters["y"] = yaml_scalar
-    repo = active() if active().root == root else Repo(root)
-    env.globals["schema_url"] = repo.schema_url  # `$schema` lines come from that root's schemas/kinds.yaml
+    env.globals["schema_url"] = _repo(root).schema_url  # `$schema` lines come from that root's schemas/kinds.yaml
     return env
 
 
-def template_paths(root: Path = REPO_ROOT) -> list[Path]:
-    base = root / TEMPLATES_DIR
+def template_paths(root: Path | None = None) -> list[Path]:
+    base = (_repo(root) if root is not None else active()).templates_dir
     return sorted(
         p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith("_")
     )
 
 
 def render_workspace(
-    workspace: str, out_dir: Path, root: Path = REPO_ROOT, job_name: str | None = None
+    workspace: str, out_dir: Path, root: Path | None = None, job_name: str | None = None
 ) -> list[RenderedFile]:
     """The files of ``render(workspace, root, out_dir, job_name)`` (pure: writes nothing)."""
     return list(render(workspace, root, out_dir, job_name).files)
@@ -121,7 +132,7 @@ def _render_files(workspace: str, root: Path, out_dir: Path, context: dict[str, 
     env = _environment(root)
     rendered: list[RenderedFile] = []
     for path in template_paths(root):
-        rel_template = path.relative_to(root / TEMPLATES_DIR).as_posix()
+        rel_template = path.relative_to(_repo(root).templates_dir).as_posix()
         if not rel_template.endswith(TEMPLATE_SUFFIX):
             rendered.append(RenderedFile(rel_template, f"{TEMPLATES_DIR}/{rel_template}", path.read_text()))
             continue
@@ -160,8 +171,9 @@ def write_rendered(files: list[RenderedFile], out_dir: Path) -> list[Path]:
     return changed
 
 
-def check_rendered(files: list[RenderedFile], out_dir: Path, root: Path = REPO_ROOT) -> list[str]:
+def check_rendered(files: list[RenderedFile], out_dir: Path, root: Path | None = None) -> list[str]:
     """One line per file that is missing or differs from what the templates give, with a short diff."""
+    root = Path(root) if root is not None else active().root
     problems: list[str] = []
     for item in files:
         target = out_dir / item.relpath
@@ -193,7 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="output root (default: repo root for the default "
-        f"workspace '{DEFAULT_WORKSPACE}', {BUILD_DIR}/<name>/ for the others)",
+        f"workspace '{DEFAULT_WORKSPACE}', build/<name>/ for the others)",
     )
     parser.add_argument(
         "--check", action="store_true", help="compare the committed render with the templates; write nothing"

@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT, kinds
+from tools.core.files import atomic_write_text
+from tools.core.repo import is_spec_text
+from tools.render.engine import RenderedWorkspace, render
+from tools.render.values import workspace_names
 from tools.validate.document import Spec, parse_spec
 from tools.validate.findings import ERROR, INTERNAL, promote_warnings, to_github, to_json, to_junit, to_sarif, to_text
 from tools.validate.layers import ALL_LAYERS, Report, statuses_of, validate_specs
@@ -36,55 +39,43 @@ def _runner(jobs: int | None, cache: bool) -> object:
     return Runner(jobs=jobs, cache=cache)
 
 
-def rendered_specs(workspace: str, root: Path = REPO_ROOT, rendered: object | None = None) -> tuple[list[Spec], str]:
-    """A workspace's rendered specs, parsed from the in-memory render, and its policy.
+def rendered_specs(workspace: str, root: Path | None = None,
+                   rendered: RenderedWorkspace | None = None) -> tuple[list[Spec], str]:  # fmt: skip
+    """A workspace's rendered specs (``RenderedWorkspace.spec_files``), parsed from the in-memory render, and its
+    policy.
 
     The default workspace's render is the committed tree (`render --check` keeps it equal); any other
     workspace's render is a build output under build/<name>/ that `az ml -f` and the loaders read: the SDK and
     the file rules resolve `code:`, `conda_file:` and `component:` relative to the spec, and POSIX resolves `..`
-    only through folders that exist. So that tree is brought up to date first (atomically, only what differs);
-    the validation itself reads the in-memory texts and writes nothing.
+    only through folders that exist. So render's own writer brings that tree up to date first (atomically, only
+    what differs); the validation itself reads the in-memory texts and writes nothing.
     """
-    from tools.render.engine import render
-
     rendered = rendered if rendered is not None else render(workspace, root)  # a caller's render is reused
     if rendered.out_dir != rendered.root:
         rendered.write()
-    specs = [parse_spec(path, relative_display(path, root), text) for path, text in rendered.texts().items()
-             if _is_spec_text(text)]  # fmt: skip
+    specs = [parse_spec(path, relative_display(path, rendered.root), item.text)
+             for item in rendered.spec_files() for path in [rendered.path_of(item)]]  # fmt: skip
     return specs, str(rendered.values.data.get("policy", "default"))
 
 
-def spec_paths_of_workspace(workspace: str, root: Path = REPO_ROOT) -> list[tuple[Path, str]]:
-    """The rendered spec files of a workspace: (intended path, display) pairs (nothing is written)."""
+def spec_paths_of_workspace(workspace: str, root: Path | None = None) -> list[tuple[Path, str]]:
+    """The rendered spec files of a workspace: (intended path, display) pairs."""
     return [(spec.path, spec.display) for spec in rendered_specs(workspace, root)[0]]
 
 
-def validate_workspace(workspace: str, layers: str = ALL_LAYERS, root: Path = REPO_ROOT,
+def validate_workspace(workspace: str, layers: str = ALL_LAYERS, root: Path | None = None,
                        runner: object | None = None) -> Report:  # fmt: skip
+    """A rendered workspace's specs, validated with its values' policy; its values declare every cluster, so a job
+    naming another one is an error there (outside a workspace, a warning)."""
     specs, policy = rendered_specs(workspace, root)
-    return validate_specs(specs, layers, policy, runner)
-
-
-def _unpublished_types() -> tuple[str, ...]:
-    return tuple(t for facts in kinds().values() if facts.get("published") is False for t in facts.get("types") or [])
+    return validate_specs(specs, layers, policy, runner, workspace=workspace)
 
 
 NOT_A_SPEC = "no $schema and no type of an az ml kind"
 
 
-def _is_spec_text(text: str) -> bool:
-    """A YAML file is a spec when it has a `$schema` line, or a top-level `type:` of a kind Azure publishes no
-    schema for (a fine-tuning or distillation job has no `$schema` line to carry)."""
-    if "$schema:" in text:
-        return True
-    types = _unpublished_types()
-    return any(line.split("#", 1)[0].strip().removeprefix("type:").strip().strip("'\"").lower() in types
-               for line in text.splitlines() if line.startswith("type:"))  # fmt: skip
-
-
 def expand_paths(paths: list[str]) -> list[Path]:
-    """Files as given; a folder stands for the YAML specs below it (see _is_spec_text)."""
+    """Files as given; a folder stands for the YAML specs below it (``Repo.is_spec_text``)."""
     expanded: list[Path] = []
     for name in paths:
         path = Path(name)
@@ -96,7 +87,7 @@ def expand_paths(paths: list[str]) -> list[Path]:
                         head = p.read_text(errors="ignore")
                     except OSError:
                         head = "$schema:"  # unreadable: let parse_spec report it
-                    if _is_spec_text(head):
+                    if is_spec_text(head):
                         found.append(p)
             if not found:
                 raise UserError(f"{name}: no YAML spec with a $schema line below this folder")
@@ -142,14 +133,12 @@ def run(args: argparse.Namespace) -> int:
         paths = expand_paths(args.paths)
         skipped = []
         if args.specs_only:  # the others are listed as skipped, with the reason (never dropped silently)
-            skipped = [p for p in paths if p.is_file() and not _is_spec_text(p.read_text(errors="ignore"))]
+            skipped = [p for p in paths if p.is_file() and not is_spec_text(p.read_text(errors="ignore"))]
             paths = [p for p in paths if p not in skipped]
         specs = [parse_spec(path, str(path)) for path in paths]
         specs += [Spec(path, str(path), "", skipped=NOT_A_SPEC) for path in skipped]
         reports.append(("paths", validate_specs(specs, layers, args.policy, runner)))
     else:
-        from tools.render.values import workspace_names
-
         for name in [args.workspace] if args.workspace else workspace_names():
             reports.append((name, validate_workspace(name, layers, runner=runner)))
     findings = [f for _, report in reports for f in report.findings]
@@ -171,8 +160,6 @@ def run(args: argparse.Namespace) -> int:
         lines += [s.text() for s in statuses if not (args.quiet and s.status == "valid")]
         output = "\n".join(lines)
     if args.output:
-        from tools.core.files import atomic_write_text
-
         atomic_write_text(args.output, output + "\n")
     elif output:
         print(output)

@@ -218,10 +218,11 @@ def layer_findings(spec: Spec, layers: str, context: RuleContext | None = None) 
 
 
 def validate_specs(specs: list[Spec], layers: str = ALL_LAYERS, policy: str = "default",
-                   runner: object | None = None) -> Report:  # fmt: skip
+                   runner: object | None = None, workspace: str | None = None) -> Report:  # fmt: skip
     """Run the layers over parsed specs. ``runner(specs, layers, context)`` may compute the per-spec findings
-    (in parallel, from a cache); by default they are computed here, one spec after another."""
-    context = RuleContext(specs, policy=policy)
+    (in parallel, from a cache); by default they are computed here, one spec after another. ``workspace``: the
+    rendered workspace these specs are (its values declare every cluster), None for specs from anywhere."""
+    context = RuleContext(specs, policy=policy, workspace=workspace)
     findings: list[Finding] = [f for spec in specs for f in spec.findings]  # layer A, from parsing
     todo = [spec for spec in specs if checkable(spec)]
     if runner is not None:

@@ -9,12 +9,29 @@ from typing import Any
 
 from tools.validate.document import DATA_TYPES, MODEL_TYPES, Spec
 from tools.validate.expressions import parent_binding
-from tools.validate.findings import NOTE
+from tools.validate.findings import ERROR, NOTE, WARNING
 from tools.validate.interfaces import step_contract
 from tools.validate.references import REGISTRY_ASSET, REGISTRY_UNVERSIONED
 from tools.validate.rules.support import Emit, RuleContext
 
 SCALAR_TYPES = ("string", "integer", "number", "boolean")
+DATA_DELIVERY = "https://learn.microsoft.com/azure/machine-learning/how-to-read-write-data-v2#supported-modes"
+
+
+def _type_severity(actual: str, expected: str) -> str:
+    """A data input of another data type (uri_file, uri_folder, mltable) is a warning: Azure passes the path and
+    delivers it as the type the step declares (mounted or downloaded, DATA_DELIVERY); whether the content fits (a
+    file where a folder is read, a folder without an MLTable file) shows only when the step runs, and Azure's own
+    pipeline samples bind a web-URL uri_file to a uri_folder input and a uri_folder asset to an mltable input. Any
+    other pair (a model for data, data for a model) is refused: an error."""
+    return WARNING if actual in DATA_TYPES and expected in DATA_TYPES else ERROR
+
+
+def _delivered(actual: str, expected: str) -> str:
+    if _type_severity(actual, expected) == ERROR:
+        return ""
+    return (f" (Azure delivers the path as {expected}; the step fails only if its content is not one: "
+            f"{DATA_DELIVERY})")
 
 
 def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
@@ -101,18 +118,16 @@ def check_input_value(key: tuple, value: Any, facts: dict, top_inputs: Any, emit
             target = top_inputs.get(bound[1])
             actual = target.get("type") if isinstance(target, dict) else None
             if actual and expected not in SCALAR_TYPES and actual != expected:
-                emit(
-                    key,
-                    f"bound to pipeline input '{bound[1]}' of type {actual}; {contract['name']} expects {expected}",
-                    rule="contract-type",
-                )
+                emit(key, f"bound to pipeline input '{bound[1]}' of type {actual}; {contract['name']} expects "
+                     f"{expected}{_delivered(actual, expected)}", _type_severity(actual, expected), "contract-type")
         return
     if isinstance(value, dict):
         actual = value.get("type")
         if expected in ("string", "integer", "number"):
             emit(key, f"expected a {expected} value, got a mapping", rule="contract-type")
         elif actual and actual != expected:
-            emit(key, f"expected type {expected}, got {actual}", rule="contract-type")
+            emit(key, f"expected type {expected}, got {actual}{_delivered(actual, expected)}",
+                 _type_severity(actual, expected), "contract-type")
         return
     if enum:
         if isinstance(value, bool):

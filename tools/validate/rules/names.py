@@ -21,10 +21,10 @@
 * Batch and Kubernetes endpoint and deployment names follow the online endpoint rule above (the SDK's
   ``EndpointConfigurations.NAME_REGEX_PATTERN`` covers every endpoint and deployment).
 * The cluster a job, a pipeline step (``compute:``) or a registry component input (``compute_finetune`` and the
-  other ``compute_*``) names resolves when the run knows clusters: an amlCompute spec validated in the same run, or
-  the workspace values' clusters a caller puts on the context (``workspace_computes``: name -> VM size). A name
-  close to a known one is a typo (error: Azure fails the submission, "compute not found"); another name may be a
-  cluster of the workspace that this run does not see (warning, naming the known clusters).
+  other ``compute_*``) names resolves when the run knows clusters. In a rendered workspace (``RuleContext.workspace``)
+  its values declare every cluster, so another name is an error (Azure fails the submission, "compute not found").
+  Elsewhere only the amlCompute specs of the spec's own project count (not those of unrelated projects validated
+  alongside), and an unknown name is a warning: a team's cluster is often created outside YAML.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 
 from tools.validate.document import Spec
 from tools.validate.expressions import OPEN
+from tools.validate.findings import WARNING
 from tools.validate.rules._walk import get_path, walk
 from tools.validate.rules.support import Emit, RuleContext
 
@@ -87,10 +88,10 @@ def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
     elif spec.kind in DEPLOYMENT_KINDS:
         endpoint_name(spec, ("name",), emit)
         endpoint_name(spec, ("endpoint_name",), emit)
-    known = known_clusters(context)
+    known = known_clusters(context, spec)
     if known and spec.kind not in COMPUTE_KINDS:
         for key_path, value in compute_references(data):
-            _resolve_cluster(key_path, value, known, emit)
+            _resolve_cluster(key_path, value, known, emit, context.workspace)
 
 
 def asset_name(data: dict, emit: Emit, noun: str, key: tuple = ("name",)) -> None:
@@ -116,9 +117,16 @@ def endpoint_name(spec: Spec, key: tuple, emit: Emit) -> None:
         )
 
 
-def known_clusters(context: Any) -> dict[str, str]:
-    """Cluster name -> VM size: the run's compute specs and the workspace values' clusters, if a caller gave them."""
-    return {**(getattr(context, "workspace_computes", None) or {}), **(getattr(context, "computes", None) or {})}
+def known_clusters(context: RuleContext, spec: Spec) -> dict[str, str]:
+    """Cluster name -> VM size that ``spec`` may name: in a rendered workspace every compute spec of it; elsewhere
+    only those of the spec's own project (a compute spec whose project folder holds the spec), so the clusters of
+    unrelated projects validated together say nothing about this one."""
+    if context.workspace is not None or not context.computes:
+        return dict(context.computes)
+    folder = spec.path.resolve().parent
+    above = {folder, *folder.parents}
+    return {name: size for name, size in context.computes.items()
+            if any(home.resolve() in above for home in context.compute_homes.get(name, ()))}
 
 
 def compute_references(data: Any) -> list[tuple[tuple, str]]:
@@ -149,18 +157,22 @@ def cluster_name(value: str) -> str | None:
     return None if not name or name.lower() in NOT_A_CLUSTER else name
 
 
-def _resolve_cluster(key_path: tuple, value: str, known: dict[str, str], emit: Emit) -> None:
+def _resolve_cluster(key_path: tuple, value: str, known: dict[str, str], emit: Emit, workspace: str | None) -> None:
+    """In a rendered workspace an unknown cluster is an error (its values declare every cluster). Elsewhere a
+    cluster is often created outside YAML (the portal, `az ml compute create`, another repo): a warning, with the
+    near miss if there is one."""
     name = cluster_name(value)
     if name is None or name in known:
         return
     listed = ", ".join(sorted(known))
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    if close:
-        emit(key_path, f"no cluster named {name!r} (did you mean {close[0]}? known clusters: {listed})", rule="compute")
+    if workspace is not None:
+        hint = f"did you mean {close[0]}? " if close else ""
+        emit(key_path, f"no cluster named {name!r} in workspace {workspace} ({hint}known clusters: {listed})",
+             rule="compute")
+    elif close:
+        emit(key_path, f"no cluster named {name!r} among this project's specs (did you mean {close[0]}? known "
+             f"clusters: {listed}); fine if the workspace has it", WARNING, "compute")
     else:
-        emit(
-            key_path,
-            f"cluster {name!r} is not among the clusters this run knows ({listed}): make sure the workspace has it",
-            "warning",
-            "compute",
-        )
+        emit(key_path, f"cluster {name!r} is not among the clusters this project's specs declare ({listed}): make "
+             "sure the workspace has it", WARNING, "compute")

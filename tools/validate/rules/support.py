@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from tools.validate.document import Spec
@@ -24,7 +25,9 @@ class RuleContext:
 
     specs: list[Spec]
     policy: str = "default"  # "prod" adds the promotion policy
+    workspace: str | None = None  # a rendered workspace (its values declare every cluster); None: specs from anywhere
     computes: dict[str, str] = field(default_factory=dict)  # cluster name -> VM size
+    compute_homes: dict[str, list[Path]] = field(default_factory=dict)  # cluster name -> project folders declaring it
     registered_models: dict[str, str] = field(default_factory=dict)  # model name -> base model URI (tag)
 
     def __post_init__(self) -> None:
@@ -32,6 +35,8 @@ class RuleContext:
             data = spec.data or {}
             if spec.kind == "amlCompute" and isinstance(data.get("name"), str):
                 self.computes[data["name"]] = str(data.get("size", ""))
+                # its project: the folder above the compute spec's own (compute/ or resources/ of one project)
+                self.compute_homes.setdefault(data["name"], []).append(spec.path.parent.parent)
             if spec.kind == "model" and isinstance(data.get("name"), str):
                 tags = data.get("tags") or {}
                 if isinstance(tags, dict) and isinstance(tags.get("base_model"), str):
