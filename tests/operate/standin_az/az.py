@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ground  # the platform half (tests/operate/standin_az/ground.py), beside this script
 import yaml
 
 SUB_DEFAULT = "00000000-0000-0000-0000-000000000000"
@@ -436,16 +437,9 @@ def dispatch(cloud: Cloud, words: list[str]) -> Any:
     args = cloud.args
     key = " ".join(words[:3]) if words[:1] == ["ml"] else " ".join(words[:2])
     assets = {"environment": "environments", "component": "components", "data": "data", "model": "models"}
-    if key == "identity create":
-        return {"name": args.get("--name"), "principalId": "11111111-2222-3333-4444-555555555555"}
-    if key == "role assignment":
-        return {"roleDefinitionName": args.get("--role"), "scope": args.get("--scope")}
-    if key == "ml workspace show":
-        rg = args.get("--resource-group")
-        base = f"/subscriptions/{args.get('--subscription', SUB_DEFAULT)}/resourceGroups/{rg}/providers"
-        return {"name": args.get("--name"), "location": cloud.state.get("location", "eastus2"),
-                "storage_account": f"{base}/Microsoft.Storage/storageAccounts/st1",
-                "container_registry": f"{base}/Microsoft.ContainerRegistry/registries/cr1"}  # fmt: skip
+    mine = ground.dispatch(cloud, words, Refused, not_found)  # workspaces, registries, identities, roles
+    if mine is not ground.NOT_MINE:
+        return mine
     if key == "vm list-usage":
         args.need("--location")  # `az vm list-usage` is per region: --location is required
         return cloud.usage(camel=True)
