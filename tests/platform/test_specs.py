@@ -136,7 +136,8 @@ def test_isolation_only_tightens(before: str, after: str, refused: bool) -> None
     found = refused_changes("workspace", old, new)
     assert bool(found) is refused
     if refused:
-        assert found[0].key_path == ("managed_network", "isolation_mode") and "how-to-managed-network" in found[0].message
+        assert found[0].key_path == ("managed_network", "isolation_mode")
+        assert "how-to-managed-network" in found[0].message
 
 
 def test_registry_primary_region_is_fixed_other_regions_may_change() -> None:
