@@ -69,8 +69,26 @@ def promote_warnings(findings: Iterable[Finding]) -> list[Finding]:
     ]
 
 
-def to_text(findings: list[Finding]) -> str:
-    return "\n".join(f.text() for f in findings)
+MAX_PER_FILE = 200  # text lines of findings shown per file; the rest is one "and N more" line (JSON lists all)
+
+
+def to_text(findings: list[Finding], per_file: int | None = MAX_PER_FILE) -> str:
+    """One line per finding, at most ``per_file`` per file, then one line saying how many more that file has: a spec
+    with 20,000 unknown keys is a screenful, not 20,000 lines (the counts and the JSON/SARIF reports keep all)."""
+    shown: dict[str, int] = {}
+    more_at: dict[str, int] = {}  # file -> index of its "and N more" line (where its (per_file + 1)th would be)
+    lines: list[str] = []
+    for finding in findings:
+        count = shown[finding.path] = shown.get(finding.path, 0) + 1
+        if per_file is None or count <= per_file:
+            lines.append(finding.text())
+        elif count == per_file + 1:
+            more_at[finding.path] = len(lines)
+            lines.append("")
+    for path, index in more_at.items():
+        lines[index] = (f"{path}: and {shown[path] - per_file} more findings in this file (the first {per_file} are "  # type: ignore[operator]
+                        "shown; --format json lists every one)")  # fmt: skip
+    return "\n".join(lines)
 
 
 def to_json(findings: list[Finding], files: list[str], statuses: list[dict] | None = None) -> str:
