@@ -31,8 +31,11 @@ def is_flow(path: Path) -> bool:
     """A Prompt flow used as a pipeline step (``component: ./flow.dag.yaml`` or a flow folder): Azure ML runs it as
     a flow component (https://learn.microsoft.com/azure/machine-learning/prompt-flow/how-to-use-pipelines-with-
     prompt-flow); its interface is the flow's inputs, not a component spec's."""
-    if path.is_dir():
-        return any((path / name).exists() for name in ("flow.dag.yaml", "flow.dag.yml", "flow.flex.yaml"))
+    try:
+        if path.is_dir():
+            return any((path / name).exists() for name in ("flow.dag.yaml", "flow.dag.yml", "flow.flex.yaml"))
+    except (OSError, ValueError):  # a name too long for the file system: rules.files names the key
+        return False
     return path.name.startswith("flow.") or path.name in ("flow.dag.yaml", "flow.dag.yml")
 
 

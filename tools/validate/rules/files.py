@@ -27,19 +27,42 @@ def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
         for name, value in inputs.items() if isinstance(inputs, dict) else []:
             if isinstance(value, dict):
                 local_path(spec, ("inputs", name, "path"), value.get("path"), emit, "input file")
+    if spec.kind in ("pipelineJob", "pipelineComponent") and isinstance(data.get("jobs"), dict):
+        for name, step in data["jobs"].items():
+            if isinstance(step, dict) and isinstance(step.get("component"), str):
+                usable_path(spec, ("jobs", name, "component"), step["component"], emit, "component")
+
+
+def _is_local(value: Any) -> bool:
+    return isinstance(value, str) and ":" not in value.split("/")[0] and not value.startswith("${{")
+
+
+def _unusable(spec: Spec, key_path: tuple, value: str, emit: Emit, what: str, error: OSError | ValueError) -> None:
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    emit(key_path, f"{what} {shown!r} is not a usable local path ({getattr(error, 'strerror', None) or error})",
+         rule="local-path")  # fmt: skip
+
+
+def usable_path(spec: Spec, key_path: tuple, value: Any, emit: Emit, what: str) -> None:
+    """A local path the file system can look up at all (a name longer than NAME_MAX or a path past PATH_MAX is a
+    finding on its key; whether it exists is another rule's business, e.g. a step's ``component:``)."""
+    if not _is_local(value):
+        return
+    try:
+        (spec.path.parent / value).resolve().exists()
+    except (OSError, ValueError) as error:  # ENAMETOOLONG
+        _unusable(spec, key_path, value, emit, what, error)
 
 
 def local_path(spec: Spec, key_path: tuple, value: Any, emit: Emit, what: str) -> None:
     """A local (non-URI) path must exist relative to the spec file."""
-    if not isinstance(value, str) or ":" in value.split("/")[0] or value.startswith("${{"):
+    if not _is_local(value):
         return
     try:
         target = (spec.path.parent / value).resolve()
         exists = target.exists()
     except (OSError, ValueError) as error:  # a name too long for the file system (ENAMETOOLONG)
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        emit(key_path, f"{what} {shown!r} is not a usable local path ({getattr(error, 'strerror', None) or error})",
-             rule="local-path")  # fmt: skip
+        _unusable(spec, key_path, value, emit, what, error)
         return
     if not exists:
         emit(
