@@ -8,17 +8,20 @@ NODE_TOOLS := build/node/.installed
 BROWSER    := build/.chromium-installed
 # The offline switches live in tools/core/offline.py: `python -m tools` and the test suite set them.
 
-.PHONY: help venv demo chat test check render validate schemas lint bench lock clean
+.PHONY: help venv demo chat test check render validate schemas lint bench rehearse lock clean
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+	@echo "Run the tools with the project's interpreter: .venv/bin/python -m tools <command> (or . .venv/bin/activate)."
 
 $(STAMP): requirements/torch.txt requirements/lock.txt pyproject.toml
+	@echo "== .venv: installing the pinned packages (torch's CPU wheel, then requirements/lock.txt): a few minutes"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check -r requirements/torch.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements/lock.txt
 	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+	@echo "== .venv ready: .venv/bin/python -m tools <command> (or . .venv/bin/activate first)"
 
 venv: $(STAMP)   ## create .venv from the pinned files
 
@@ -42,7 +45,9 @@ $(BROWSER):
 	  echo "installing chromium and chromium-driver failed: run as root (or: sudo apt-get install -y chromium chromium-driver)" >&2; exit 1; }
 	mkdir -p $(@D) && touch $@
 
-test: $(STAMP) $(NODE_TOOLS) $(BROWSER) ## the full test suite (what CI runs)
+# `make test` needs, the first time: network (PyPI, npm, Debian), root for apt-get (or chromium + chromium-driver
+# already installed), and time: the suite alone takes well over ten minutes on a 2-core machine.
+test: $(STAMP) $(NODE_TOOLS) $(BROWSER) ## the full test suite (what CI runs; first run: network, root for apt-get chromium, 15+ min on 2 cores)
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing loudly" >&2; exit 1; fi; exit $$status
 
@@ -62,14 +67,22 @@ schemas: $(STAMP) ## re-export schemas/azureml/ from the pinned azure-ai-ml
 lint: $(STAMP)   ## ruff
 	$(PY) -m ruff check tools tests benchmarks components flows
 
-bench: $(STAMP)  ## run every benchmark (prints figures)
-	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+BENCHES ?= $(sort $(wildcard benchmarks/*.py))
+bench: $(STAMP)  ## run every benchmark (prints figures); a failing one is named at the end, the others still run
+	@failed=""; for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; done; \
+	if [ -n "$$failed" ]; then echo "make bench: failed:$$failed" >&2; exit 1; fi; \
+	echo "make bench: all $(words $(BENCHES)) benchmarks ran"
+
+rehearse: $(STAMP) ## the "From clone to production" story offline, against the tests' stand-in az (no Azure)
+	$(PY) -m tools rehearse $(ARGS)
 
 lock:            ## re-resolve requirements/requirements.in into requirements/lock.txt
+	@echo "== make lock: a scratch venv (.lockvenv); pip prints each package it resolves and installs (about 3 minutes)"
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
-	.lockvenv/bin/pip install -q -r requirements/torch.txt -r requirements/requirements.in
+	.lockvenv/bin/pip install --progress-bar off -r requirements/torch.txt -r requirements/requirements.in
 	.lockvenv/bin/pip freeze | grep -v '^torch==' > requirements/lock.txt
 	rm -rf .lockvenv
+	@echo "== make lock: wrote requirements/lock.txt ($$(wc -l < requirements/lock.txt) pins)"
 
 clean:           ## remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache .runs

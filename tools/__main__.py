@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("tools.operate.rollback", "move an endpoint's traffic back to its previous deployment"),
     "drift": ("tools.operate.drift", "compare what Azure holds with the rendered specs; exit 1 on drift"),
     "demo": ("tools.demo.story", "the whole chain locally on embedded defaults"),
+    "rehearse": ("tools.demo.rehearse", "the From clone to production story offline, against a stand-in az"),
     "chat": ("tools.serve.chat", "chat with the fine-tuned model in a browser (Prompt flow's chat page)"),
     "catalog": ("tools.catalog.cli", "generate the model catalog from registry model metadata (az ml model show)"),
 }
