@@ -37,7 +37,7 @@ def test_demo_runs_the_chain_and_cleans_up(repo_root: Path) -> None:
     assert len(answers) == 2, answers  # the sample request's, then the Prompt flow's
     assert answers[1].strip("'\""), "the Prompt flow printed an empty answer"
     assert "JOB_NAME=$(az ml job create -f jobs/finetune.yml" in out  # the plan for the dev workspace
-    assert "az ml online-endpoint delete --name ultrachat-phi3-dev" in out
+    assert "az ml online-endpoint delete --name ultrachat-phi4-dev" in out
     assert (repo_root / ".runs" / "demo" / "model" / "MLmodel").is_file()
     # nothing left behind: no new listening port (the local endpoint, pf's service on 23333), no demo process
     assert listening_ports() - before == set()

@@ -13,8 +13,8 @@ from tools.operate.workspace import RenderedSpec, load_workspace
 
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
-ENDPOINT = "ultrachat-phi3-dev"
-MODEL = "phi3-mini-ultrachat"
+ENDPOINT = "ultrachat-phi4-dev"
+MODEL = "phi4-ultrachat"
 JOB = "jobs/finetune-serverless.yml"
 FAST = ("--layers", "ACD")
 

@@ -39,7 +39,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def promote(cli, root: Path, *argv: str):
-    return cli("promote", "--model", "phi3-mini-ultrachat:7", "--from", "dev", "--to", "prod", "--root", str(root),
+    return cli("promote", "--model", "phi4-ultrachat:7", "--from", "dev", "--to", "prod", "--root", str(root),
                *FAST, *argv)  # fmt: skip
 
 
@@ -57,12 +57,12 @@ def test_promotion_changes_only_prod_values_and_prod_render(git_repo, tools_cli)
     assert changed == [("    version: 1", "    version: 7")]  # comments, order and layout kept
     build_after = snapshot(git_repo / "build" / "prod")
     assert [k for k in build_after if build_after[k] != build_before.get(k)] == ["endpoints/deployment.yml"]
-    uri = f"azureml://registries/{REGISTRY}/models/phi3-mini-ultrachat/versions/7"
+    uri = f"azureml://registries/{REGISTRY}/models/phi4-ultrachat/versions/7"
     assert f"model: {uri}" in build_after["endpoints/deployment.yml"]
     assert "-    version: 1\n+    version: 7\n" in out  # the values diff
     assert "+++ b/build/prod/endpoints/deployment.yml" in out and f"+model: {uri}" in out  # the rendered diff
     assert "promote: prod validates (policy prod)" in out
-    assert "az ml model share --name phi3-mini-ultrachat --version 7 --registry-name contoso-ml-registry" in out
+    assert "az ml model share --name phi4-ultrachat --version 7 --registry-name contoso-ml-registry" in out
     assert validate_workspace("prod", "ACD", git_repo).errors == 0
 
     code, out, err = promote(tools_cli, git_repo)  # idempotent
@@ -97,13 +97,13 @@ def test_execute_shows_then_shares_into_the_registry(git_repo, cloud, tools_cli)
     code, out, err = promote(tools_cli, git_repo, "--execute")
     assert code == 0, err
     assert cloud.argvs() == [
-        ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", *DEV],
-        ["ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY,
+        ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", *DEV],
+        ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", "--registry-name", REGISTRY,
          "-o", "json"],
-        ["ml", "model", "share", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY,
-         "--share-with-name", "phi3-mini-ultrachat", "--share-with-version", "7", *DEV],
+        ["ml", "model", "share", "--name", "phi4-ultrachat", "--version", "7", "--registry-name", REGISTRY,
+         "--share-with-name", "phi4-ultrachat", "--share-with-version", "7", *DEV],
     ]  # fmt: skip
-    shared = ("ml", "model", "show", "--name", "phi3-mini-ultrachat", "--version", "7", "--registry-name", REGISTRY)
+    shared = ("ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", "--registry-name", REGISTRY)
     assert cloud.show(*shared) is not None
     cloud.forget_calls()
     code, out, err = promote(tools_cli, git_repo, "--execute")  # the registry has it now: no second share
@@ -118,7 +118,7 @@ def test_execute_with_a_missing_version_stops_with_one_line(git_repo, cloud, too
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        "error: phi3-mini-ultrachat:7 not found (az ml model show --name phi3-mini-ultrachat --version 7 "
+        "error: phi4-ultrachat:7 not found (az ml model show --name phi4-ultrachat --version 7 "
         + " ".join(DEV) + " exited 1): "
     ) and "ResourceNotFound" in lines[0]  # fmt: skip
     assert (git_repo / "workspaces" / "prod.yaml").read_text() == before and len(cloud.calls()) == 1
@@ -126,7 +126,7 @@ def test_execute_with_a_missing_version_stops_with_one_line(git_repo, cloud, too
 
 def test_bad_model_reference_is_one_line(git_repo, tools_cli) -> None:
     code, _, err = tools_cli("promote", "--model", "phi3", "--root", str(git_repo))
-    assert code == 2 and err.strip() == "error: --model phi3: expected NAME:VERSION (e.g. phi3-mini-ultrachat:3)"
+    assert code == 2 and err.strip() == "error: --model phi3: expected NAME:VERSION (e.g. phi4-ultrachat:3)"
 
 
 def test_diff_against_base_revision(git_repo, tools_cli) -> None:

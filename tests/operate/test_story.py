@@ -15,8 +15,8 @@ FAST = ("--layers", "ACD")
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
 PROD = ["-g", "rg-ultrachat-prod", "-w", "mlw-ultrachat-prod", "--subscription", SUB]
-PROD_ENDPOINT = "ultrachat-phi3-prod"
-MODEL = "phi3-mini-ultrachat"
+PROD_ENDPOINT = "ultrachat-phi4-prod"
+MODEL = "phi4-ultrachat"
 REGISTRY = "contoso-ml-registry"
 GIT = ("-c", "user.name=t", "-c", "user.email=t@example.invalid")
 
@@ -84,14 +84,14 @@ def test_apply_deploy_smoke_twice_leaves_the_same_state(scratch_repo, cloud, too
     argv = ("apply", "--workspace", "dev", "--root", str(scratch_repo), *FAST, "--stage", "deploy,smoke", "--execute")
     code, out, err = tools_cli(*argv)
     assert code == 0, err
-    assert "created blue with all traffic (first deployment of ultrachat-phi3-dev)" in out
-    first = [cloud.show("ml", "online-endpoint", "show", "--name", "ultrachat-phi3-dev", *DEV),
-             cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi3-dev", *DEV)]
+    assert "created blue with all traffic (first deployment of ultrachat-phi4-dev)" in out
+    first = [cloud.show("ml", "online-endpoint", "show", "--name", "ultrachat-phi4-dev", *DEV),
+             cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi4-dev", *DEV)]
     code, out, err = tools_cli(*argv)
     assert code == 0, err
     assert out.count("    unchanged") == 2  # endpoint and deployment
-    again = [cloud.show("ml", "online-endpoint", "show", "--name", "ultrachat-phi3-dev", *DEV),
-             cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi3-dev", *DEV)]
+    again = [cloud.show("ml", "online-endpoint", "show", "--name", "ultrachat-phi4-dev", *DEV),
+             cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi4-dev", *DEV)]
     assert again == first and first[0]["traffic"] == {"blue": 100}
 
 
@@ -131,8 +131,8 @@ def test_failing_smoke_test_leaves_all_traffic_on_the_old_deployment(repo, cloud
     cloud.fail_invokes("green")
     code, out, err = promote_and_apply(tools_cli, cloud, repo, "2")
     assert code == 1
-    assert "rollout of green on ultrachat-phi3-prod failed" in err and "all traffic is on blue" in err
-    assert "get-logs --name green --endpoint-name ultrachat-phi3-prod" in err and "storage-initializer" in err
+    assert "rollout of green on ultrachat-phi4-prod failed" in err and "all traffic is on blue" in err
+    assert "get-logs --name green --endpoint-name ultrachat-phi4-prod" in err and "storage-initializer" in err
     traffic, _ = prod_state(cloud)
     assert {k: v for k, v in traffic.items() if v} == {k: v for k, v in old_traffic.items() if v} == {"blue": 100}
     assert serving(cloud).endswith("versions/1")
@@ -143,7 +143,7 @@ def test_failure_after_a_traffic_shift_moves_traffic_back(repo, cloud, tools_cli
     cloud.forget_calls()
     cloud.fail_live_invokes("green")  # green answers directly, then fails once live traffic reaches it
     code, _, err = promote_and_apply(tools_cli, cloud, repo, "2")
-    assert code == 1 and "rollout of green on ultrachat-phi3-prod failed" in err and "all traffic is on blue" in err
+    assert code == 1 and "rollout of green on ultrachat-phi4-prod failed" in err and "all traffic is on blue" in err
     shifts = [a[a.index("--traffic") + 1] for a in cloud.argvs() if "--traffic" in a]
     assert any(s.startswith("blue=") and not s.endswith("green=0") for s in shifts)  # traffic had moved
     assert shifts[-1] == "blue=100 green=0"
@@ -196,7 +196,7 @@ def test_drift_is_silent_on_an_unchanged_state_and_reports_a_planted_change(repo
     cloud.az("ml", "online-deployment", "update", "-f", str(hand), *PROD)
     code, out, _ = tools_cli("drift", "--workspace", "prod", "--root", str(repo), *FAST)
     assert code == 1
-    assert "drift: managedOnlineDeployment blue on ultrachat-phi3-prod" in out
+    assert "drift: managedOnlineDeployment blue on ultrachat-phi4-prod" in out
     assert "-instance_count: 2\n+instance_count: 5" in out
 
 

@@ -118,6 +118,6 @@ def test_missing_required_key_and_unknown_workspace(repo_copy: Path) -> None:
 
 
 def test_yaml_syntax_error_has_a_line(repo_copy: Path) -> None:
-    edit(repo_copy, "dev.yaml", "  name: ultrachat-phi3-dev", "  name: [ultrachat")
+    edit(repo_copy, "dev.yaml", "  name: ultrachat-phi4-dev", "  name: [ultrachat")
     assert error_of(repo_copy).startswith("workspaces/dev.yaml:")
     assert "YAML syntax" in error_of(repo_copy)

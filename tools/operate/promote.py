@@ -43,7 +43,7 @@ _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_-]*):(?P<version>[A-Za-z0
 def parse_model_ref(text: str) -> tuple[str, str]:
     match = _MODEL_REF.match(text)
     if not match:
-        raise UserError(f"--model {text}: expected NAME:VERSION (e.g. phi3-mini-ultrachat:3)")
+        raise UserError(f"--model {text}: expected NAME:VERSION (e.g. phi4-ultrachat:3)")
     return match["name"], match["version"]
 
 
