@@ -54,6 +54,9 @@ test: $(STAMP) $(NODE_TOOLS) $(BROWSER) ## the full test suite (what CI runs; fi
 check: $(STAMP)  ## render --check + validate every workspace
 	$(PY) -m tools render --check
 	$(PY) -m tools validate --all
+	@printf 'azure-ai-ml %s (requirements/lock.txt), az ml extension %s (requirements/az-ml-extension.txt)\n' \
+	  "$$($(PY) -c 'import importlib.metadata as m; print(m.version("azure-ai-ml"))')" \
+	  "$$(grep -vE '^[[:space:]]*(#|$$)' requirements/az-ml-extension.txt)"
 
 render: $(STAMP) ## render every workspace (default one into the top-level folders)
 	$(PY) -m tools render
