@@ -133,8 +133,14 @@ def resolve_endpoint(
         url = _az("ml", "online-endpoint", "show", "-n", endpoint, *scope, "--query", "scoring_uri", "-o", "tsv")
     key = os.environ.get(KEY_ENV) or None
     if key is None and endpoint:
+        # `get-credentials` answers per auth mode: primaryKey for key, accessToken (a Microsoft Entra token for
+        # aad_token, an Azure ML token for aml_token) otherwise (learn.microsoft.com/azure/machine-learning/
+        # how-to-authenticate-online-endpoint, "Get the key or token for data plane operations"). Either goes
+        # into `Authorization: Bearer`, in memory only: never printed, never written.
+        mode = _az("ml", "online-endpoint", "show", "-n", endpoint, *scope, "--query", "auth_mode", "-o", "tsv")
+        field = "primaryKey" if mode.strip().lower() in ("", "key") else "accessToken"
         credentials = ("ml", "online-endpoint", "get-credentials", "-n", endpoint, *scope)
-        key = _az(*credentials, "--query", "primaryKey", "-o", "tsv")
+        key = _az(*credentials, "--query", field, "-o", "tsv")
     return url, key
 
 
