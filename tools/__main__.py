@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("tools.demo.tiny_model", "build a tiny Phi-3-architecture model and tokenizer offline"),
     "score": ("tools.serve.score", "build scoring requests and invoke endpoints"),
     "evaluate": ("tools.evaluate.cli", "judge a candidate chat model against the champion on the gate set"),
-    "serve": ("tools.serve.host", "serve an MLflow model locally on 127.0.0.1"),
+    "serve": ("tools.serve.process", "serve an MLflow model locally on 127.0.0.1"),
     "plan": ("tools.operate.plan", "print the ordered az ml commands for a workspace"),
     "apply": ("tools.operate.apply", "run the plan step by step (dry run unless --execute)"),
     "promote": ("tools.operate.promote", "promote a model version from one workspace to another via a registry"),

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from tools.serve import endpoint_host
-from tools.serve.host import free_port
 from tools.serve.model_context import PromptCounter, context_of
+from tools.serve.process import free_port
 
 SEED = 1313
 REQUESTS = 200

@@ -17,7 +17,7 @@ import pytest
 
 from tests.serve.conftest import finetuned_model  # noqa: F401 - the shared fine-tuned tiny model
 from tools.core.repo import REPO_ROOT
-from tools.serve import host as serve
+from tools.serve import process as serve
 
 TARGET = Path(__file__).with_name("interrupt_target.py")
 READY_LINE = "interrupt-target: serving on port"

@@ -30,7 +30,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tools.serve import host as serve
+from tools.serve import process as serve
 
 from .conftest import REPO_ROOT, RecordingProxy, Reply, StubEndpoint
 

@@ -12,7 +12,7 @@ import pytest
 
 from tools.serve import endpoint_host
 from tools.serve import scoring_client as sc
-from tools.serve.host import free_port
+from tools.serve.process import free_port
 
 from .conftest import Reply, StubEndpoint
 

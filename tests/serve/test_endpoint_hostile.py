@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tools.serve import host as serve
+from tools.serve import process as serve
 
 from .conftest import REPO_ROOT
 

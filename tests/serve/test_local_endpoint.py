@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tools.core.errors import UserError
-from tools.serve import host as serve
+from tools.serve import process as serve
 from tools.serve import scoring_client as sc
 
 from .conftest import REPO_ROOT
@@ -31,7 +31,7 @@ MAX_NEW_TOKENS = 12
 @pytest.fixture(scope="module")
 def endpoint(
     finetuned_model: Path, fake_key: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[serve.Endpoint]:
+) -> Iterator[serve.LocalEndpoint]:
     state_dir = tmp_path_factory.mktemp("serve-state")
     running = serve.start(finetuned_model, key=fake_key, state_dir=state_dir, ready_timeout=180)
     try:
@@ -65,7 +65,7 @@ def greedy_body(messages: list[dict[str, str]]) -> dict:
     return sc.azure_body([messages], params)
 
 
-def test_azure_body_answer_is_the_models_greedy_answer(endpoint: serve.Endpoint, fake_key: str, greedy) -> None:
+def test_azure_body_answer_is_the_models_greedy_answer(endpoint: serve.LocalEndpoint, fake_key: str, greedy) -> None:
     messages = [{"role": "user", "content": QUESTION}]
     answer = sc.invoke(endpoint.url, fake_key, greedy_body(messages), timeout=60)
     expected = greedy(messages, MAX_NEW_TOKENS)
@@ -73,7 +73,7 @@ def test_azure_body_answer_is_the_models_greedy_answer(endpoint: serve.Endpoint,
     assert answer == expected
 
 
-def test_mlflow_body_gives_the_same_answer(endpoint: serve.Endpoint, fake_key: str, greedy) -> None:
+def test_mlflow_body_gives_the_same_answer(endpoint: serve.LocalEndpoint, fake_key: str, greedy) -> None:
     messages = [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello! How can I help?"},
@@ -84,13 +84,13 @@ def test_mlflow_body_gives_the_same_answer(endpoint: serve.Endpoint, fake_key: s
     assert sc.extract_answer(raw) == greedy(messages, MAX_NEW_TOKENS)
 
 
-def test_sampling_request_and_azure_response_shape(endpoint: serve.Endpoint, fake_key: str) -> None:
+def test_sampling_request_and_azure_response_shape(endpoint: serve.LocalEndpoint, fake_key: str) -> None:
     body = sc.azure_body([[{"role": "user", "content": QUESTION}]], dict(sc.DEFAULT_PARAMETERS, max_new_tokens=8))
     raw = sc.post_score(endpoint.url, fake_key, body, timeout=60)
     assert set(raw) == {"output"} and isinstance(raw["output"], str)
 
 
-def test_wrong_key_is_rejected_in_one_line(endpoint: serve.Endpoint, fake_key: str) -> None:
+def test_wrong_key_is_rejected_in_one_line(endpoint: serve.LocalEndpoint, fake_key: str) -> None:
     wrong = fake_key[::-1]
     with pytest.raises(sc.ScoringError) as caught:
         sc.invoke(endpoint.url, wrong, greedy_body([{"role": "user", "content": "hi"}]), timeout=30, retries=0)
@@ -121,7 +121,7 @@ def _flow_output(stdout: str) -> dict:
 
 
 def test_prompt_flow_answer_comes_from_the_model(
-    endpoint: serve.Endpoint, fake_key: str, greedy, tmp_path: Path
+    endpoint: serve.LocalEndpoint, fake_key: str, greedy, tmp_path: Path
 ) -> None:
     busy_before = serve.is_listening(PF_SERVICE_PORT)
     root = _flow_tree(tmp_path)
@@ -141,7 +141,7 @@ def test_prompt_flow_without_endpoint_says_what_to_set(tmp_path: Path) -> None:
     assert "no endpoint: set AZUREML_ENDPOINT_URL" in done.stdout + done.stderr
 
 
-def test_stop_leaves_no_process_and_no_port(endpoint: serve.Endpoint) -> None:
+def test_stop_leaves_no_process_and_no_port(endpoint: serve.LocalEndpoint) -> None:
     import psutil
 
     leader = psutil.Process(endpoint.pid)

@@ -81,6 +81,16 @@ class Repo:
     def runs_dir(self) -> Path:
         return self.root / ".runs"
 
+    @property
+    def demo_run_dir(self) -> Path:
+        """What `make demo` leaves: the tiny model, the fine-tuned MLflow model, the sample request."""
+        return self.runs_dir / "demo"
+
+    @property
+    def chat_flow_dir(self) -> Path:
+        """The Prompt flow chat that calls the endpoint."""
+        return self.root / "flows" / "chat"
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the root when it is below it, else as given (for one-line messages)."""
         try:

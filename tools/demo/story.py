@@ -20,12 +20,10 @@ from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.offline import apply_offline_env
-from tools.core.repo import REPO_ROOT, kinds
+from tools.core.repo import REPO_ROOT, active, kinds
 
-RUN_DIR = ".runs/demo"
 SAMPLE_SOURCE = "data/hub-sample"
 FINETUNE_SCRIPT = "components/finetune-sft/src/fine_tune.py"
-FLOW_DIR = "flows/chat"
 QUESTION = "Can you give me three tips for writing clear documentation?"
 
 WHAT = {
@@ -182,7 +180,7 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
 
 def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
     from tools.render.values import load_values
-    from tools.serve.host import is_listening, local_endpoint
+    from tools.serve.process import is_listening, local_endpoint
     from tools.serve.score import build_sample_request, generation_parameters, invoke, write_request
 
     scoring = load_values("dev").data["scoring"]
@@ -214,7 +212,7 @@ def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
                 "flow",
                 "test",
                 "--flow",
-                FLOW_DIR,
+                str(active().chat_flow_dir),
                 "--inputs",
                 f"question={QUESTION}",
                 "do_sample=false",
@@ -262,13 +260,13 @@ def print_plan(rendered: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=150, help="fine-tuning steps for the tiny model (default 150)")
     parser.add_argument(
-        "--keep", action="store_true", help=f"keep {RUN_DIR}/ from a previous run (default: start clean)"
+        "--keep", action="store_true", help="keep .runs/demo/ from a previous run (default: start clean)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
     apply_offline_env()
-    run_dir = REPO_ROOT / RUN_DIR
+    run_dir = active().demo_run_dir
     if run_dir.exists() and not args.keep:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -34,23 +34,21 @@ from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.repo import active
-from tools.demo.story import FLOW_DIR, RUN_DIR
-from tools.serve import host
+from tools.serve import process as host
+from tools.serve.scoring_client import ENDPOINT_KEY_ENV, ENDPOINT_URL_ENV
 
 ENGINE = "fastapi"  # the Flask engine's home page fails in promptflow 1.18.5 (see the module docstring)
 DEFAULT_PORT = 8080  # the walkthrough's `pf flow serve --port 8080`
-PAGE_FLOW = f"{FLOW_DIR}/page"  # flows/chat/page/flow.dag.yaml: the chat flow, chat input and history only
-DEMO_MODEL = "model"  # tools/demo/story.py fine_tune() writes the MLflow model to <RUN_DIR>/model
+DEMO_MODEL = "model"  # tools/demo/story.py fine_tune() writes the MLflow model to <demo run dir>/model
 READY_TIMEOUT_S = 120.0
-URL_ENV, KEY_ENV = "AZUREML_ENDPOINT_URL", "AZUREML_ENDPOINT_KEY"  # read by flows/chat/chat.py
 ERRORS_AS_ANSWER_ENV = "CHAT_ERRORS_AS_ANSWER"  # flows/chat/chat.py: failures become a readable answer in the page
 
 
 @dataclass
 class Page:
-    """The running `pf flow serve` chat page (recorded as a host.Endpoint so host.stop_endpoint can stop it)."""
+    """The running `pf flow serve` chat page (recorded as a host.LocalEndpoint so host.stop_endpoint can stop it)."""
 
-    endpoint: host.Endpoint
+    endpoint: host.LocalEndpoint
     process: subprocess.Popen
 
     @property
@@ -59,7 +57,12 @@ class Page:
 
 
 def default_model() -> Path:
-    return active().root / RUN_DIR / DEMO_MODEL
+    return active().demo_run_dir / DEMO_MODEL
+
+
+def page_flow() -> Path:
+    """flows/chat/page/flow.dag.yaml: the chat flow with only the chat input and history."""
+    return active().chat_flow_dir / "page"
 
 
 def state_dir() -> Path:
@@ -99,16 +102,16 @@ def start_page(url: str, key: str | None, port: int = 0, *, folder: Path | None 
     folder = folder or state_dir()
     folder.mkdir(parents=True, exist_ok=True)
     root = active().root
-    env = dict(os.environ, **{URL_ENV: url, KEY_ENV: key or "", ERRORS_AS_ANSWER_ENV: "1"})
+    env = dict(os.environ, **{ENDPOINT_URL_ENV: url, ENDPOINT_KEY_ENV: key or "", ERRORS_AS_ANSWER_ENV: "1"})
     env.setdefault("PF_HOME_DIRECTORY", str(folder / "pf-home"))
     pf = Path(sys.executable).parent / "pf"
-    command = [str(pf), "flow", "serve", "--source", str(root / PAGE_FLOW), "--host", host.HOST, "--port", str(port),
+    command = [str(pf), "flow", "serve", "--source", str(page_flow()), "--host", host.HOST, "--port", str(port),
                "--engine", ENGINE, "--skip-open-browser"]  # fmt: skip
     log_path = folder / f"page-{port}.log"
     with log_path.open("wb") as log:  # cwd = the repo root: pf reads pf.yaml there (no telemetry, no trace service)
         process = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    record = host.Endpoint(pid=process.pid, port=port, upstream_port=port, model=str(root / PAGE_FLOW),
+    record = host.LocalEndpoint(pid=process.pid, port=port, upstream_port=port, model=str(page_flow()),
                            log=str(log_path), create_time=psutil.Process(process.pid).create_time(),
                            state_dir=str(folder))  # fmt: skip
     page = Page(record, process)
@@ -146,11 +149,11 @@ def stop_page(page: Page) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", help=f"MLflow model folder to serve locally (default: {RUN_DIR}/{DEMO_MODEL})")
+    source.add_argument("--model", help=f"MLflow model folder to serve locally (default: .runs/demo/{DEMO_MODEL})")
     source.add_argument(
         "--workspace", metavar="NAME", help="this workspace's Azure online endpoint (URI, key: `az` at run time)"
     )
-    source.add_argument("--endpoint-url", help=f"use an endpoint that is already running (key: ${KEY_ENV})")
+    source.add_argument("--endpoint-url", help=f"use an endpoint that is already running (key: ${ENDPOINT_KEY_ENV})")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"chat page port (default {DEFAULT_PORT}; 0: any free)"
     )
@@ -168,7 +171,7 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise Stopped(signal.Signals(signum).name)
 
 
-def _watch(page: Page, endpoint: host.Endpoint | None) -> None:
+def _watch(page: Page, endpoint: host.LocalEndpoint | None) -> None:
     """Return never: poll both servers until a signal raises Stopped, or raise UserError when one dies."""
     while True:
         time.sleep(0.5)
@@ -202,12 +205,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    endpoint: host.Endpoint | None = None
+    endpoint: host.LocalEndpoint | None = None
     if args.workspace:
         url, key = workspace_endpoint(args.workspace)
         where = f"the {args.workspace} workspace's online endpoint"
     elif args.endpoint_url:
-        url, key = args.endpoint_url, os.environ.get(KEY_ENV) or None
+        url, key = args.endpoint_url, os.environ.get(ENDPOINT_KEY_ENV) or None
         where = url
     else:
         model = check_model(Path(args.model) if args.model else default_model(), given=bool(args.model))
@@ -218,7 +221,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         print(f"model endpoint: {where}", flush=True)
         page = start_page(url, key, args.port)
-        print(f"chat page: {page.url}  (pf flow serve --source {PAGE_FLOW} --engine {ENGINE}, pid {page.process.pid})")
+        source = active().relative(page_flow())
+        print(f"chat page: {page.url}  (pf flow serve --source {source} --engine {ENGINE}, pid {page.process.pid})")
         print("open it in a browser; Ctrl-C stops both servers", flush=True)
         _watch(page, endpoint)
     except Stopped as stopped:

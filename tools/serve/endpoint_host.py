@@ -64,9 +64,9 @@ from typing import Any
 
 from tools.serve import scoring_client
 from tools.serve.model_context import Context, PromptCounter, context_of
-from tools.serve.request_body import BodyError, Plan, content_length, decode, plan
+from tools.serve.request_body import BodyError, UpstreamRequest, content_length, decode, to_upstream
 
-KEY_ENV = "LOCAL_ENDPOINT_KEY"
+LOCAL_KEY_ENV = "LOCAL_ENDPOINT_KEY"  # the local endpoint's key, set by tools.serve.process
 HOST = "127.0.0.1"
 SCORE_PATHS = ("/score", "/invocations", "/")
 HEALTH_PATHS = ("/ping", "/health", "/", "/liveness", "/readiness")
@@ -419,7 +419,7 @@ class _Job:
             self.done.set()
 
     def _answer(self) -> tuple[int, bytes]:
-        request = plan(decode(self.raw))
+        request = to_upstream(decode(self.raw))
         self._check_prompts(request)
         outputs = []
         for call in request.calls:
@@ -434,7 +434,7 @@ class _Job:
                 return _payload(424, f"model output not understood: {error}")
         return 200, json.dumps(outputs[0] if len(outputs) == 1 else outputs, ensure_ascii=False).encode("utf-8")
 
-    def _check_prompts(self, request: Plan) -> None:
+    def _check_prompts(self, request: UpstreamRequest) -> None:
         context, counter = self.server.context, self.server.counter
         if context is None or counter is None or not counter.loaded.is_set() or counter.error:
             return
@@ -568,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     context = context_of(args.model)
     counter = PromptCounter(args.model) if context is not None else None
     try:
-        proxy = _Proxy(args.port, args.upstream_port, os.environ.pop(KEY_ENV, None) or None, limits, context, counter)
+        key = os.environ.pop(LOCAL_KEY_ENV, None) or None
+        proxy = _Proxy(args.port, args.upstream_port, key, limits, context, counter)
     except OSError as error:
         print(f"endpoint_host: cannot listen on {HOST}:{args.port}: {error}", file=sys.stderr)
         return 3

@@ -1,4 +1,5 @@
-"""Read one scoring request's framing and body into a checked plan, or one client error (status + message).
+"""Read one scoring request's framing and body into the checked upstream request, or one client error (status and
+message).
 
 Pure functions (no sockets) used by the local endpoint (tools/serve/endpoint_host.py):
 
@@ -6,8 +7,8 @@ Pure functions (no sockets) used by the local endpoint (tools/serve/endpoint_hos
   (missing: 411, chunked: 411, not digits or negative: 400, over the cap: 413);
 * ``decode``: the body as strict JSON: UTF-8 only, no NaN/Infinity, no lone surrogates, nesting at most
   ``MAX_DEPTH`` levels, a JSON object at the top;
-* ``plan``: what to send to MLflow. An Azure foundation-model body (``input_data``) becomes one MLflow chat body per
-  conversation; an MLflow chat body (``messages``) has its typed fields checked; any other MLflow body
+* ``to_upstream``: what to send to MLflow. An Azure foundation-model body (``input_data``) becomes one MLflow chat
+  body per conversation; an MLflow chat body (``messages``) has its typed fields checked; any other MLflow body
   (``dataframe_records``, ``inputs``, ...) goes as it is, its conversations (rows with ``messages``) collected so
   the prompt-length cap still applies.
 
@@ -37,7 +38,7 @@ class BodyError(Exception):
 
 
 @dataclass
-class Plan:
+class UpstreamRequest:
     """What the endpoint sends upstream: ``calls`` (MLflow bodies, one per conversation for Azure bodies), the
     conversations whose prompt length is checked, each with its ``max_new_tokens`` (None: the model's default)."""
 
@@ -128,19 +129,19 @@ def _kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
 
 
-def plan(body: dict) -> Plan:
+def to_upstream(body: dict) -> UpstreamRequest:
     """Check ``body`` and say what to send upstream."""
     try:
         if "input_data" in body:
-            return _plan_azure(body)
+            return _upstream_azure(body)
         if "messages" in body:
-            return _plan_chat(body)
-        return _plan_other(body)
+            return _upstream_chat(body)
+        return _upstream_other(body)
     except scoring_client.ScoringError as error:
         raise BodyError(400, str(error)) from None
 
 
-def _plan_azure(body: dict) -> Plan:
+def _upstream_azure(body: dict) -> UpstreamRequest:
     data = body["input_data"]
     if not isinstance(data, dict):
         raise BodyError(400, f"input_data: expected an object with input_string, got a JSON {_kind(data)}")
@@ -154,7 +155,7 @@ def _plan_azure(body: dict) -> Plan:
         single = {"input_data": {"input_string": [messages], "parameters": parameters}}
         calls.append(json.dumps(scoring_client.azure_to_mlflow(single)).encode("utf-8"))
         checked.append((messages, parameters.get("max_new_tokens")))
-    return Plan(azure=True, calls=calls, conversations=checked)
+    return UpstreamRequest(azure=True, calls=calls, conversations=checked)
 
 
 def _chat_messages(messages: Any, where: str) -> list[dict]:
@@ -170,14 +171,14 @@ def _chat_messages(messages: Any, where: str) -> list[dict]:
     return messages
 
 
-def _plan_chat(body: dict) -> Plan:
+def _upstream_chat(body: dict) -> UpstreamRequest:
     messages = _chat_messages(body["messages"], "messages")
     params = scoring_client.check_chat_fields(body)
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    return Plan(azure=False, calls=[raw], conversations=[(messages, params.get("max_new_tokens"))])
+    return UpstreamRequest(azure=False, calls=[raw], conversations=[(messages, params.get("max_new_tokens"))])
 
 
-def _plan_other(body: dict) -> Plan:
+def _upstream_other(body: dict) -> UpstreamRequest:
     """MLflow's other bodies pass unchanged; rows holding ``messages`` are checked like chat bodies."""
     rows: list[tuple[str, Any]] = []
     for key in ("dataframe_records", "instances", "inputs"):
@@ -193,4 +194,4 @@ def _plan_other(body: dict) -> Plan:
             params = scoring_client.check_chat_fields(row, where)
             conversations.append((messages, params.get("max_new_tokens")))
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    return Plan(azure=False, calls=[raw], conversations=conversations)
+    return UpstreamRequest(azure=False, calls=[raw], conversations=conversations)

@@ -22,9 +22,8 @@ from typing import Any
 from tools.core.errors import UserError, location
 from tools.core.files import atomic_write_text
 from tools.serve import scoring_client
+from tools.serve.scoring_client import ENDPOINT_KEY_ENV, ENDPOINT_URL_ENV
 
-URL_ENV = "AZUREML_ENDPOINT_URL"
-KEY_ENV = "AZUREML_ENDPOINT_KEY"
 DEFAULT_REQUEST = Path("endpoints/sample_score.json")
 
 
@@ -102,7 +101,8 @@ def _az(*args: str) -> str:
     """Run one `az` query and return its single-line output; errors never include secrets."""
     if shutil.which("az") is None:
         raise UserError(
-            f"`az` is not installed; set {URL_ENV} and {KEY_ENV} instead, or install azure-cli with the ml extension"
+            f"`az` is not installed; set {ENDPOINT_URL_ENV} and {ENDPOINT_KEY_ENV} instead, or install azure-cli with "
+            "the ml extension"
         )
     try:
         done = subprocess.run(["az", *args], capture_output=True, text=True, timeout=120, check=False)
@@ -126,12 +126,13 @@ def resolve_endpoint(
         scope += ["-g", resource_group]
     if workspace:
         scope += ["-w", workspace]
-    url = endpoint_url or os.environ.get(URL_ENV)
+    url = endpoint_url or os.environ.get(ENDPOINT_URL_ENV)
     if not url:
         if not endpoint:
-            raise UserError(f"no endpoint: pass --endpoint-url, set {URL_ENV}, or name it with --endpoint -g -w")
+            raise UserError(f"no endpoint: pass --endpoint-url, set {ENDPOINT_URL_ENV}, or name it with --endpoint -g "
+                            "-w")
         url = _az("ml", "online-endpoint", "show", "-n", endpoint, *scope, "--query", "scoring_uri", "-o", "tsv")
-    key = os.environ.get(KEY_ENV) or None
+    key = os.environ.get(ENDPOINT_KEY_ENV) or None
     if key is None and endpoint:
         # `get-credentials` answers per auth mode: primaryKey for key, accessToken (a Microsoft Entra token for
         # aad_token, an Azure ML token for aml_token) otherwise (learn.microsoft.com/azure/machine-learning/
@@ -187,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_generation_flags(sample)
 
     call = sub.add_parser("invoke", help="send a request file to an endpoint and print the answer")
-    call.add_argument("--endpoint-url", help=f"scoring URI (default: ${URL_ENV}, or `az` with --endpoint)")
+    call.add_argument("--endpoint-url", help=f"scoring URI (default: ${ENDPOINT_URL_ENV}, or `az` with --endpoint)")
     call.add_argument(
         "--workspace",
         metavar="NAME",
@@ -253,7 +254,7 @@ def _run_invoke(args: argparse.Namespace) -> int:
     body = load_request(args.request_file)
     url, key = resolve_endpoint(args.endpoint_url, args.endpoint, args.resource_group, args.workspace_name)
     if key is None:
-        print(f"note: no key ({KEY_ENV} unset): sending no Authorization header", file=sys.stderr)
+        print(f"note: no key ({ENDPOINT_KEY_ENV} unset): sending no Authorization header", file=sys.stderr)
     scope = " ".join(
         part
         for flag, value in (("-g", args.resource_group), ("-w", args.workspace_name))

@@ -31,6 +31,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+ENDPOINT_URL_ENV = "AZUREML_ENDPOINT_URL"  # an endpoint's scoring URI (score, chat, flows/chat/chat.py)
+ENDPOINT_KEY_ENV = "AZUREML_ENDPOINT_KEY"  # its key
 AZURE = "azure"
 MLFLOW = "mlflow"
 FORMATS = (AZURE, MLFLOW)

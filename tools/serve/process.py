@@ -28,19 +28,22 @@ from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
-from tools.core.repo import REPO_ROOT
-from tools.serve.endpoint_host import Limits, add_limit_arguments, limit_flags, limits_from
+from tools.core.repo import active
+from tools.serve.endpoint_host import LOCAL_KEY_ENV, Limits, add_limit_arguments, limit_flags, limits_from
 
-STATE_DIR = REPO_ROOT / ".runs" / "serve"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
-KEY_ENV = "LOCAL_ENDPOINT_KEY"  # read by tools.serve.endpoint_host
+
+
+def default_state_dir() -> Path:
+    """Where running local endpoints are recorded: ``.runs/serve/`` of the active repo."""
+    return active().runs_dir / "serve"
 
 
 @dataclass
-class Endpoint:
+class LocalEndpoint:
     """One running local endpoint, as recorded in ``<state_dir>/<port>.json``."""
 
     pid: int
@@ -102,7 +105,7 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _orphans(endpoint: Endpoint) -> bool:
+def _orphans(endpoint: LocalEndpoint) -> bool:
     """True when the leader is gone but processes it started (same group, started later) remain."""
     import psutil
 
@@ -136,13 +139,13 @@ def _state_path(state_dir: Path, port: int) -> Path:
     return state_dir / f"{port}.json"
 
 
-def recorded(state_dir: Path | None = None) -> list[Endpoint]:
+def recorded(state_dir: Path | None = None) -> list[LocalEndpoint]:
     """Every endpoint recorded in ``state_dir`` (running or stale)."""
-    folder = state_dir or STATE_DIR
+    folder = state_dir or default_state_dir()
     endpoints = []
     for path in sorted(folder.glob("*.json")):
         try:
-            endpoints.append(Endpoint(**json.loads(path.read_text(encoding="utf-8"))))
+            endpoints.append(LocalEndpoint(**json.loads(path.read_text(encoding="utf-8"))))
         except (OSError, ValueError, TypeError):
             continue
     return endpoints
@@ -159,7 +162,7 @@ def start(
     state_dir: Path | None = None,
     ready_timeout: float = READY_TIMEOUT_S,
     limits: Limits | None = None,
-) -> Endpoint:
+) -> LocalEndpoint:
     """Start the local endpoint in its own process group, record it, and wait until ``/ping`` answers 200.
 
     ``port=0`` picks a free port. ``key`` turns on Bearer key auth. ``limits``: body cap, timeouts, pending requests
@@ -174,15 +177,15 @@ def start(
     port = port or free_port()
     if is_listening(port):
         raise UserError(f"port {port} on {HOST} is already in use; pick another with --port")
-    folder = state_dir or STATE_DIR
+    folder = state_dir or default_state_dir()
     folder.mkdir(parents=True, exist_ok=True)
     upstream_port = free_port()
     log_path = folder / f"{port}.log"
     env = dict(os.environ)
 
-    env.pop(KEY_ENV, None)
+    env.pop(LOCAL_KEY_ENV, None)
     if key:
-        env[KEY_ENV] = key
+        env[LOCAL_KEY_ENV] = key
     command = [sys.executable, "-m", "tools.serve.endpoint_host", "--model", str(model), "--port", str(port),
                "--upstream-port", str(upstream_port), *limit_flags(limits or Limits())]  # fmt: skip
     with log_path.open("wb") as log:
@@ -190,7 +193,7 @@ def start(
             command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    endpoint = Endpoint(
+    endpoint = LocalEndpoint(
         pid=process.pid,
         port=port,
         upstream_port=upstream_port,
@@ -208,7 +211,7 @@ def start(
     return endpoint
 
 
-def _wait_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: float) -> None:
+def _wait_ready(endpoint: LocalEndpoint, process: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -227,10 +230,10 @@ def _wait_ready(endpoint: Endpoint, process: subprocess.Popen, timeout: float) -
 
 
 def stop_endpoint(
-    endpoint: Endpoint, *, state_dir: Path | None = None, process: subprocess.Popen | None = None
+    endpoint: LocalEndpoint, *, state_dir: Path | None = None, process: subprocess.Popen | None = None
 ) -> None:
     """Stop ``endpoint``'s whole process group (SIGTERM, then SIGKILL), reap it, and verify both ports are free."""
-    folder = state_dir or (Path(endpoint.state_dir) if endpoint.state_dir else STATE_DIR)
+    folder = state_dir or (Path(endpoint.state_dir) if endpoint.state_dir else default_state_dir())
     if _process_alive(endpoint.pid, endpoint.create_time) or _orphans(endpoint):
         _signal_group(endpoint.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -260,13 +263,13 @@ def _still_listening(port: int, grace: float = 3.0) -> bool:
     return False
 
 
-def stop(port: int | None = None, *, state_dir: Path | None = None) -> list[Endpoint]:
+def stop(port: int | None = None, *, state_dir: Path | None = None) -> list[LocalEndpoint]:
     """Stop the recorded endpoint on ``port`` (every recorded one when None); return what was stopped."""
     endpoints = [e for e in recorded(state_dir) if port is None or e.port == port]
     if port is not None and not endpoints:
         raise UserError(f"no local endpoint recorded on port {port} (see: python -m tools serve status)")
     for endpoint in endpoints:
-        stop_endpoint(endpoint, state_dir=state_dir or STATE_DIR)
+        stop_endpoint(endpoint, state_dir=state_dir or default_state_dir())
     return endpoints
 
 
