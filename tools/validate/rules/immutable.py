@@ -69,13 +69,14 @@ def refused_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list
     if str(old.get("name", "")).lower() != str(new.get("name", "")).lower():
         return []  # another name is another resource
     refusals: list[Refusal] = []
-    rule = f"{kind}-immutable"
     if old.get("location") and new.get("location") and _region(old["location"]) != _region(new["location"]):
-        where = "region" if kind == "workspace" else "primary region"
-        docs = MOVE_DOCS if kind == "workspace" else REGISTRY_DOCS
-        refusals.append(Refusal(("location",), f"{kind} {new.get('name')} exists in {old['location']}: its {where} "
-                                f"cannot change to {new['location']} ({docs}); keep {old['location']} or use a new "
-                                f"{kind} name", rule))  # fmt: skip
+        keep = f"cannot change to {new['location']}; keep {old['location']} or use a new {kind} name"
+        if kind == "workspace":
+            refusals.append(Refusal(("location",), f"workspace {new.get('name')} exists in {old['location']}: its "
+                                    f"region {keep} ({MOVE_DOCS})", rule="workspace-immutable"))  # fmt: skip
+        else:
+            refusals.append(Refusal(("location",), f"registry {new.get('name')} exists in {old['location']}: its "
+                                    f"primary region {keep} ({REGISTRY_DOCS})", rule="registry-immutable"))  # fmt: skip
     if kind == "workspace":
         before, after = isolation_mode(old), isolation_mode(new)
         if before in ISOLATION_ORDER and after in ISOLATION_ORDER and (
@@ -83,13 +84,13 @@ def refused_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list
         ):
             refusals.append(Refusal(("managed_network", "isolation_mode"), f"workspace {new.get('name')} is "
                                     f"{before}: a managed network's isolation cannot loosen to {after} "
-                                    f"({MANAGED_NETWORK_DOCS}, Limitations)", rule))  # fmt: skip
+                                    f"({MANAGED_NETWORK_DOCS}, Limitations)", rule="workspace-immutable"))  # fmt: skip
     if kind == "registry" and not refusals:
         regions = [_region(r.get("location")) for r in new.get("replication_locations") or [] if isinstance(r, dict)]
         if regions and new.get("location") and _region(new["location"]) not in regions:
             refusals.append(Refusal(("replication_locations",), f"registry {new.get('name')}: the primary region "
                                     f"{new['location']} must stay in replication_locations ({REGISTRY_DOCS})",
-                                    rule))  # fmt: skip
+                                    rule="registry-immutable"))  # fmt: skip
     return refusals
 
 
