@@ -1,0 +1,84 @@
+"""``python -m tools evaluate``: judge a candidate chat model against a champion on the gate set, locally (MLflow
+model folders, CPU, a progress bar) or against a running endpoint (a scoring URI, or ``--endpoint NAME`` with
+``deployment:NAME`` for each side). The same code as the ``components/evaluate`` job (``tools/evaluate/run.py``).
+
+The policy (per metric: direction, floor, non-inferiority margin; minimum rows) and the decoding settings come from
+the workspace's ``evaluation:`` values; options override the decoding. Writes report.json, report.md and report.png
+to --out and prints the table and the verdict.
+
+Exit codes: 0 the candidate passes, 1 it is refused (the failing metric, both values and the interval on stderr),
+2 the evaluation could not run (one line: the gate set, a model folder, an endpoint, an option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tools.core.errors import UserError
+from tools.evaluate import run as core
+from tools.evaluate.report import REPORT_JSON, REPORT_MD, REPORT_PNG, text_table
+
+DEFAULT_OUT = ".runs/evaluate"
+DEPLOYMENT = "deployment:"
+DECODING = ("seed", "resamples", "max_new_tokens", "max_length")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    core.add_arguments(parser)
+    parser.set_defaults(**dict.fromkeys(DECODING))  # None: the workspace's evaluation values decide
+    parser.add_argument("--workspace", default="dev", help="values whose evaluation: policy applies (default: dev)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="report folder (default: %(default)s)")
+    parser.add_argument("--endpoint", default=None, help="an online endpoint by name (its URI and key come from az)")
+    parser.add_argument("--endpoint-url", default=None, help="a scoring URI; with --endpoint*, deployment:NAME sides")
+    parser.add_argument("-g", "--resource-group", default=None, help="resource group of --endpoint")
+    parser.add_argument("-w", "--workspace-name", default=None, help="Azure ML workspace of --endpoint")
+
+
+def evaluation_values(workspace: str) -> dict:
+    from tools.render.values import load_values
+
+    return dict(load_values(workspace).data.get("evaluation") or {})
+
+
+def _resolve_sides(args: argparse.Namespace) -> str | None:
+    """Turn ``deployment:NAME`` sides into the endpoint's URI and deployment; return the key (None: keyless)."""
+    import os
+
+    sides = [side for side in ("candidate", "champion") if getattr(args, f"{side}_model").startswith(DEPLOYMENT)]
+    if not sides:
+        return os.environ.get("AZUREML_ENDPOINT_KEY") or None
+    if not (args.endpoint or args.endpoint_url):
+        raise UserError(f"--{sides[0]} {getattr(args, f'{sides[0]}_model')}: deployment:NAME needs --endpoint NAME "
+                        "or --endpoint-url URI")  # fmt: skip
+    from tools.serve.score import resolve_endpoint
+
+    url, key = resolve_endpoint(args.endpoint_url, args.endpoint, args.resource_group, args.workspace_name)
+    for side in sides:
+        setattr(args, f"{side}_deployment", getattr(args, f"{side}_model")[len(DEPLOYMENT):])
+        setattr(args, f"{side}_model", url)
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    values = evaluation_values(args.workspace)
+    for name in DECODING:
+        if getattr(args, name) is None:
+            setattr(args, name, values.get(name, {"seed": 0, "resamples": 1000, "max_new_tokens": 64,
+                                                  "max_length": 2048}[name]))  # fmt: skip
+    args.policy = {"min_rows": values.get("min_rows", 1), "metrics": values.get("metrics") or {}}
+    if args.judge_deployment is None:
+        args.judge_deployment = values.get("judge_deployment")
+    args.output = args.out
+    key = _resolve_sides(args)
+    try:
+        report = core.evaluate(args, key=key, say=lambda line: print(line, flush=True))
+    except (core.InputError, *core.INPUT_ERRORS) as error:
+        raise UserError(str(error)) from None
+    print(text_table(report))
+    print(f"wrote {args.out}/{REPORT_JSON}, {REPORT_MD}, {REPORT_PNG}")
+    if report["verdict"] == "fail":
+        for reason in report["reasons"]:
+            print(f"refused: {reason}", file=sys.stderr)
+        return 1
+    return 0
