@@ -1260,12 +1260,18 @@ def _preflight(args: argparse.Namespace, work: Path) -> tuple[DataSummary, DataS
     return train_rows, eval_rows
 
 
+def resolve_learning_rate(args: argparse.Namespace) -> float:
+    """--learning-rate as given, else the default of the method (LoRA or full fine-tuning)."""
+    if args.learning_rate is not None:
+        return args.learning_rate
+    return DEFAULT_LEARNING_RATE["lora" if args.lora else "full"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     global _REPORTED
     _REPORTED = False
     args = build_parser().parse_args(argv)
-    if args.learning_rate is None:
-        args.learning_rate = DEFAULT_LEARNING_RATE["lora" if args.lora else "full"]
+    args.learning_rate = resolve_learning_rate(args)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if Path(args.model_name_or_path).is_dir():
         # A local model needs no hub: without the switches MLflow's save looks the folder's name up on the hub
