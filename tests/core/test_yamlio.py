@@ -222,3 +222,14 @@ def test_values_yaml_cannot_build_are_one_problem_with_line_and_path(
 def test_integers_within_the_limit_and_non_finite_floats_still_load() -> None:
     data = load_lined("a: " + "9" * 4300 + "\nb: .nan\nc: -.inf\nd: 0x" + "f" * 100 + "\n")
     assert len(str(data["a"])) == 4300 and data["b"] != data["b"] and data["c"] == float("-inf")
+
+
+def test_more_nodes_than_the_bound_is_one_problem_at_the_crossing_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys, values and items are bounded (MAX_NODES), on both the one-pass builder and the full loader's path."""
+    monkeypatch.setattr(yamlio, "MAX_NODES", 50)
+    under = "".join(f"k{i}: {i}\n" for i in range(24))  # 1 mapping + 48 scalars
+    assert len(load_lined(under)) == 24
+    found = problem(under + "k24: 24\n")  # node 50 is key k24 ... 51 its value
+    assert found.line == 25 and "more than 50 keys, values and items" in str(found)
+    found = problem("a: &a 1\n" + under + "k24: *a\n")  # an anchor: the full loader's bound check
+    assert found.line == 25 and "more than 50" in str(found)

@@ -126,6 +126,8 @@ def _mutate_yaml(rng: random.Random, text: str, kind: str) -> bytes:
         return (text + 'description: "before\\0after"\n').encode()
     if kind == "long-path":
         long = "./" + "/".join("d" * rng.choice([255, 300, 1000]) for _ in range(rng.randint(1, 3)))
+        if "\njobs:" in "\n" + text and rng.random() < 0.5:  # a pipeline step's component (issue 23, class 4)
+            return text.replace("    type: command\n", f"    type: command\n    component: {long}\n", 1).encode()
         keys = [key for key in PATH_KEYS if f"\n{key}:" in text]
         return _set_key(text, rng.choice(keys or list(PATH_KEYS)), long).encode()
     if kind == "non-utf8":
@@ -144,12 +146,99 @@ def _mutate_yaml(rng: random.Random, text: str, kind: str) -> bytes:
     if kind == "truncated":
         data = text.encode()
         return data[: rng.randrange(1, len(data))]
+    if kind == "unbuildable":
+        if rng.random() < 0.15:
+            return (rng.choice(["--- !!seq\n", "--- !!str\n", "--- !!int\n"]) + text).encode()
+        return _set_leaf(rng, text, rng.choice(UNBUILDABLE)).encode()
+    if kind == "huge-numbers":
+        return _set_leaf(rng, text, rng.choice(HUGE_NUMBERS)).encode()
+    if kind == "merge-multidoc":
+        return _merge_or_multidoc(rng, text).encode()
+    if kind == "lookalike-keys":
+        return _lookalike(rng, text).encode()
+    if kind == "encoding":
+        return _encoding(rng, text)
     raise ValueError(kind)
 
 
+# YAML 1.1 scalars and tags the parser accepts but PyYAML cannot build (issue 23, class 1)
+UNBUILDABLE = (
+    "2024-13-45", "2024-02-30", "2023-02-29 10:00:00", "2024-01-01 25:61:00", "2024-00-10", "!!bool maybe",
+    "!!bool 2", "!!int abc", "!!int 1.5", "!!float abc", "!!float 1,5", "!!timestamp yesterday", "!!seq x",
+    "!!map [1, 2]", "!!seq {a: 1}", "!!map x", "!!binary '***'",
+)  # fmt: skip
+# numbers no spec or values file can hold: past Python's int-string limit (4,300 digits), not finite
+HUGE_NUMBERS = (
+    "9" * 4301, "-" + "1" * 5000, "0x" + "f" * 5000, "0o" + "7" * 6000, "0b" + "1" * 20000, "1_" + "0" * 5000,
+    ".nan", ".NaN", ".inf", "-.Inf", "+.inf", "1.0e+999", "-1.5e+400",
+)  # fmt: skip
+# look-alikes of real keys: Cyrillic/Greek letters, full-width forms, zero-width and no-break spaces, a soft hyphen
+_LOOKALIKES = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441", "y": "\u0443",
+               "i": "\u0456", "m": "\uff4d", "t": "\uff54", "n": "\u03b7"}  # fmt: skip
+
+
+def _merge_or_multidoc(rng: random.Random, text: str) -> str:
+    """Merge keys (well-formed or not) and documents after the first."""
+    choice = rng.randrange(7)
+    if choice == 0:
+        return text + "---\n" + text
+    if choice == 1:
+        return text + "...\n---\nextra: 1\n"
+    if choice == 2:
+        return "base: &b {team: ml}\n" + text + "tags:\n  <<: *b\n  more: x\n" if "tags:" not in text else (
+            "base: &b {team: ml}\n" + text.replace("tags:\n", "tags:\n  <<: *b\n", 1))
+    if choice == 3:
+        return text + rng.choice(["x:\n  <<: 3\n", "x:\n  <<: [1, 2]\n", "x:\n  <<: 'str'\n"])
+    if choice == 4:
+        return "a: &a {k: 1}\nb: &b {k: 2}\n" + text + "m:\n  <<: [*a, *b]\n  k: 3\n"
+    if choice == 5:
+        return text + "x: &x {<<: *x}\n"  # an alias to an anchor still being defined
+    return "---\n" + text + "---\n"
+
+
+def _lookalike(rng: random.Random, text: str) -> str:
+    """One key spelt with a look-alike character (or a zero-width/no-break space): an unknown key to a human eye."""
+    lines = text.splitlines()
+    keyed = [i for i, line in enumerate(lines) if re.match(r"^\s*[A-Za-z_][\w-]*:", line)]
+    i = rng.choice(keyed)
+    indent, rest = re.match(r"^(\s*)(.*)$", lines[i]).groups()  # type: ignore[union-attr]
+    key, value = rest.split(":", 1)
+    spots = [j for j, ch in enumerate(key) if ch in _LOOKALIKES]
+    if spots and rng.random() < 0.7:
+        j = rng.choice(spots)
+        key = key[:j] + _LOOKALIKES[key[j]] + key[j + 1 :]
+    else:
+        j = rng.randrange(len(key) + 1)
+        key = key[:j] + rng.choice(["\u200b", "\u00a0", "\u00ad", "\ufeff", "\u2060"]) + key[j:]
+    lines[i] = f"{indent}{key}:{value}"
+    return "\n".join(lines) + "\n"
+
+
+def _encoding(rng: random.Random, text: str) -> bytes:
+    """Line-end and encoding variants: CRLF, lone CR, a BOM (UTF-8, UTF-16, UTF-32), Latin-1 bytes, mixed ends."""
+    choice = rng.randrange(8)
+    if choice == 0:
+        return text.replace("\n", "\r\n").encode()
+    if choice == 1:
+        return b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode()
+    if choice == 2:
+        return text.replace("\n", "\r").encode()
+    if choice == 3:
+        return text.encode("utf-16")
+    if choice == 4:
+        return text.encode("utf-32")
+    if choice == 5:
+        return (text + "description: caf\u00e9 na\u00efve\n").encode("latin-1")
+    if choice == 6:
+        return b"\xef\xbb\xbf\xef\xbb\xbf" + text.encode()  # two BOMs: the second is a character
+    lines = text.splitlines()
+    return "".join(line + rng.choice(["\n", "\r\n"]) for line in lines).encode()
+
+
 SPEC_CLASSES = ("aliases", "deep", "type-shape", "nul", "long-path", "non-utf8", "non-string-keys", "wrong-values",
-                "truncated")  # fmt: skip
-VALUES_CLASSES = ("aliases", "deep", "nul", "non-utf8", "non-string-keys", "wrong-values", "truncated")
+                "truncated", "unbuildable", "huge-numbers", "merge-multidoc", "lookalike-keys", "encoding")  # fmt: skip
+VALUES_CLASSES = ("aliases", "deep", "nul", "non-utf8", "non-string-keys", "wrong-values", "truncated",
+                  "unbuildable", "huge-numbers", "merge-multidoc", "lookalike-keys", "encoding")  # fmt: skip
 
 
 def spec_cases(seed: int, per_class: int) -> list[Case]:
@@ -158,8 +247,8 @@ def spec_cases(seed: int, per_class: int) -> list[Case]:
     for kind in SPEC_CLASSES:
         for i in range(per_class):
             kinds = sorted(BASES)
-            if kind == "long-path":  # only kinds that hold a local path
-                kinds = [k for k in kinds if any(f"\n{key}:" in "\n" + BASES[k] for key in PATH_KEYS)]
+            if kind == "long-path":  # only kinds that hold a local path (or a pipeline step's component)
+                kinds = [k for k in kinds if any(f"\n{key}:" in "\n" + BASES[k] for key in (*PATH_KEYS, "jobs"))]
             spec_kind = rng.choice(kinds)
             text = f"$schema: {SCHEMA.format(spec_kind)}\n" + BASES[spec_kind]
             cases.append(Case(kind, f"{kind}-{i}-{spec_kind}.yml", _mutate_yaml(rng, text, kind)))
@@ -193,7 +282,7 @@ def _bad_line(rng: random.Random, key: str) -> bytes:
     """One line that can never be a good row (its prompt_id, where it has one, starts with bad-)."""
     row = good_row(key, rng)
     row["prompt_id"] = f"bad-{key}"
-    choice = rng.randrange(16)
+    choice = rng.randrange(20)
     if choice == 0:
         del row["messages"][-1]["content"]
     elif choice == 1:
@@ -228,6 +317,19 @@ def _bad_line(rng: random.Random, key: str) -> bytes:
         row["messages"] = row["messages"][:1]
     elif choice == 14:
         return json.dumps(row).encode()[:-1] + b', "messages": 1}'  # a duplicate key: JSON keeps the last
+    elif choice in (16, 17, 18, 19):  # a number no row can hold (issue 23, class 2), anywhere in the row
+        number = rng.choice([b"9" * 4301, b"-" + b"1" * 5000, b"NaN", b"Infinity", b"-Infinity", b"1e999",
+                             b"-2.5E+400"])  # fmt: skip
+        text = json.dumps(row).encode()
+        where = rng.choice([b'"prompt_id": ', b'"content": ', b'"messages": '])
+        at = text.find(where)
+        if choice == 16 or at < 0:
+            return text[:-1] + b', "extra": ' + number + b"}"
+        end = at + len(where)
+        if where == b'"messages": ':
+            return text[:end] + b"[" + number + b", " + text[end + 1 :]
+        close = text.find(b'"', end + 1) if text[end : end + 1] == b'"' else end
+        return text[:end] + number + text[close + 1 :]
     else:
         row["messages"][0] = rng.choice(["text", 5, None, [1]])
     return json.dumps(row).encode()

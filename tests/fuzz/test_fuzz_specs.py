@@ -11,7 +11,7 @@ from tools.core.repo import REPO_ROOT
 SEED = 13
 PER_CLASS = 3
 # classes whose every case holds a defect we can name: an error (exit 1) on a line of that file
-DEFECTIVE = {"aliases", "deep", "nul", "non-utf8", "non-string-keys"}
+DEFECTIVE = {"aliases", "deep", "nul", "non-utf8", "non-string-keys", "unbuildable"}
 
 
 def test_hostile_specs_keep_the_promise(hostile, tmp_path: Path) -> None:  # noqa: ANN001

@@ -5,7 +5,9 @@ Every YAML file the tools read (specs, values, contracts, catalog, kinds) goes t
 in one :class:`YamlProblem` (line, key path, message), never a traceback or unbounded memory:
 
 - bytes are decoded as UTF-8 here, so a bad byte is named by line and column (``decode``/``read_text``);
-- a file over ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH`` and a NUL character are refused;
+- a file over ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH``, more than ``MAX_NODES`` keys, values and items, and
+  a NUL character are refused (the node bound keeps what walks the data afterwards, azure-ai-ml's loaders
+  included, within seconds: the largest spec in Azure/azureml-assets and azureml-examples holds about 1,100);
 - aliases are allowed (YAML and azure-ai-ml's ``yaml.safe_load`` accept them) but may add at most
   ``MAX_ALIAS_NODES`` nodes when expanded, so a few hundred bytes of "billion laughs" cannot grow memory in
   whatever walks the data afterwards;
@@ -38,6 +40,7 @@ KeyPath = tuple[str | int, ...]
 MAX_BYTES = 4 * 1024 * 1024  # the largest spec or values file read (real ones are a few KB)
 MAX_DEPTH = 100  # nested mappings/sequences (Azure ML specs nest about 6 deep)
 MAX_ALIAS_NODES = 10_000  # nodes that expanding every alias may add (a `<<: *defaults` adds a handful)
+MAX_NODES = 20_000  # keys, values and items in one document (real specs: at most ~1,100; 20,000 validate in seconds)
 
 
 class LinedDict(dict):
@@ -114,16 +117,27 @@ def _refuse_nul(text: str) -> None:
         raise YamlProblem(line, (), f"NUL character at column {column} (YAML text cannot hold one)", column)
 
 
+def _too_many_nodes(line: int) -> YamlProblem:
+    return YamlProblem(
+        line, (), f"more than {MAX_NODES:,} keys, values and items (the limit is crossed on this line); an Azure ML "
+        "spec or values file holds about a thousand at most: split the file or remove what nothing reads"
+    )
+
+
 def _check_bounds(text: str) -> None:
-    """Depth, alias expansion and NUL characters, from the event stream (before any node is built)."""
+    """Depth, node count, alias expansion and NUL characters, from the event stream (before any node is built)."""
     if len(text) > MAX_BYTES:
         raise YamlProblem(1, (), f"text is {len(text)} characters; YAML is read up to {MAX_BYTES}")
     _refuse_nul(text)
     frames: list[list[Any]] = []  # per open collection: [anchor, expanded node count]
     anchors: dict[str, int] = {}
-    added = 0
+    added = nodes = 0
     for event in yaml.parse(text, Loader=_BaseLoader):
         line = event.start_mark.line + 1 if event.start_mark else 1
+        if isinstance(event, (yaml.CollectionStartEvent, yaml.ScalarEvent)):
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise _too_many_nodes(line)
         if isinstance(event, yaml.CollectionStartEvent):
             if len(frames) >= MAX_DEPTH:
                 raise YamlProblem(line, (), f"nested more than {MAX_DEPTH} levels deep")
@@ -337,7 +351,8 @@ def _build(text: str) -> Any:
     no_key = _NO_KEY
     stack: list[list[Any]] = []  # per open collection: [container, pending key (mappings), the key's line]
     root: Any = no_key
-    documents = 0
+    documents = nodes = 0
+    max_nodes = MAX_NODES
     parser = _BaseLoader(text)
     next_event, stream_end = parser.get_event, yaml.StreamEndEvent
     while True:
@@ -345,6 +360,10 @@ def _build(text: str) -> Any:
         cls = event.__class__
         if cls is stream_end:
             break
+        if cls is scalar_event or cls is mapping_start or cls is sequence_start:
+            nodes += 1
+            if nodes > max_nodes:
+                raise _too_many_nodes(event.start_mark.line + 1)
         if cls is scalar_event:
             if event.anchor is not None or (event.tag is not None and event.tag != "!"):
                 raise _Unusual
