@@ -125,8 +125,9 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         calls["D"] += 1
         return layer_d(spec, context)
 
-    monkeypatch.setattr(core, "layer_c", count_c)
-    monkeypatch.setattr(core, "layer_d", count_d)
+    for module in (core, runner_module):  # the runner calls the layers by the names it imported
+        monkeypatch.setattr(module, "layer_c", count_c)
+        monkeypatch.setattr(module, "layer_d", count_d)
     return calls
 
 

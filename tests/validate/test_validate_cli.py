@@ -109,12 +109,12 @@ def test_internal_failure_on_one_file_is_its_finding_and_exit_3(repo_root: Path,
                                                                monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import argparse
 
-    from tools.validate import cli, schema
+    from tools.validate import cli, layers
 
     def boom(kind, data, prepare=None):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(schema, "validate_against_schema", boom)
+    monkeypatch.setattr(layers, "validate_against_schema", boom)  # the name layer C calls
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
     args = parser.parse_args([str(broken / "deployment.yml"), str(repo_root / "endpoints" / "endpoint.yml"),

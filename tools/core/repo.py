@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.core.errors import UserError
+from tools.core.yamlio import YamlProblem, load_file, plain
+
 REPO_ROOT = Path(__file__).resolve().parents[2]  # this checkout: the default root
 
 
 def _load(path: Path) -> Any:
     """A fact file through the bounded YAML reader; a malformed one is one line naming the file and line."""
-    from tools.core.errors import UserError
-    from tools.core.yamlio import YamlProblem, load_file, plain
-
     try:
         return plain(load_file(path))
     except YamlProblem as problem:

@@ -96,7 +96,7 @@ def default_out_dir(workspace: str, root: Path | None = None) -> Path:
 
 
 def _environment(root: Path):  # -> jinja2.Environment
-    import jinja2
+    import jinja2  # noqa: PLC0415 - heavy library, imported when used
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_repo(root).templates_dir)),
@@ -127,7 +127,7 @@ def render_workspace(
 
 def _render_files(workspace: str, root: Path, out_dir: Path, context: dict[str, Any]) -> list[RenderedFile]:
     """Every template rendered for one workspace as if written under ``out_dir``."""
-    import jinja2
+    import jinja2  # noqa: PLC0415 - heavy library, imported when used
 
     env = _environment(root)
     rendered: list[RenderedFile] = []

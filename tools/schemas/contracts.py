@@ -18,15 +18,15 @@ from typing import Any
 import yaml
 
 from tools.core.errors import UserError
+from tools.core.files import atomic_write_text
 from tools.core.repo import active
+from tools.core.yamlio import YamlProblem, load_lined, plain, read_text
 
 INPUT_FACTS = ("type", "optional", "default", "enum", "min", "max")
 
 
 def read_component(path: Path) -> dict[str, Any]:
     """The component mapping of a spec.yaml or of `az ml component show -o json` output."""
-    from tools.core.yamlio import YamlProblem, load_lined, plain, read_text
-
     try:
         text = read_text(path)
     except OSError as error:
@@ -62,8 +62,6 @@ def contract_of(data: dict[str, Any], registry: str) -> dict[str, Any]:
 
 
 def add(path: Path, registry: str) -> Path:
-    from tools.core.files import atomic_write_text
-
     contract = contract_of(read_component(path), registry)
     target = active().contracts_dir / f"{contract['name']}.yaml"
     header = (f"# Interface contract of the {registry} registry component `{contract['name']}`, read by "

@@ -21,13 +21,19 @@ import functools
 import importlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from inspect import isclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from tools.core.errors import UserError
+from tools.core.files import atomic_write_text
 from tools.core.repo import active
+from tools.core.yamlio import YamlProblem, load_file, plain
+from tools.validate.casing import CASING_KEY, classify
+from tools.validate.sdk import import_sdk
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 PRIVATE_FEATURES_ENV = "AZURE_ML_CLI_PRIVATE_FEATURES_ENABLED"
@@ -39,8 +45,6 @@ STRICT_OVERRIDES: frozenset[str] = frozenset({"PipelineJobSettingsSchema"})
 
 def load_kinds(path: Path | None = None) -> dict[str, Any]:
     """Return ``schemas/kinds.yaml`` as ``{"schema_base_url": str, "kinds": {kind: {...}}}``."""
-    from tools.core.yamlio import YamlProblem, load_file, plain
-
     path = path or active().kinds_file
     try:
         data = plain(load_file(path))
@@ -55,29 +59,24 @@ def load_kinds(path: Path | None = None) -> dict[str, Any]:
 
 def _import_sdk() -> None:
     """Import azure.ai.ml once, quietly (deprecation warnings, experimental-class notices)."""
-    from tools.validate.sdk import import_sdk
-
     import_sdk()
 
 
 def _make_exporter_class() -> type:
     """Build the JSONSchema subclass lazily, so importing this module does not import marshmallow or the SDK."""
-    from inspect import isclass
-
-    from azure.ai.ml._schema.core.fields import (
+    from azure.ai.ml._schema.core.fields import (  # noqa: PLC0415 - heavy library, imported when used
         DataBindingStr,
         ExperimentalField,
         NestedField,
         StringTransformedEnum,
         UnionField,
     )
-    from azure.ai.ml._schema.pipeline.component_job import BaseNodeSchema
-    from marshmallow import INCLUDE, Schema, fields
-    from marshmallow.class_registry import get_class
-    from marshmallow_jsonschema import JSONSchema
-    from marshmallow_jsonschema.base import _resolve_additional_properties
+    from azure.ai.ml._schema.pipeline.component_job import BaseNodeSchema  # noqa: PLC0415 - heavy library, imported when used
+    from marshmallow import INCLUDE, Schema, fields  # noqa: PLC0415 - heavy library, imported when used
+    from marshmallow.class_registry import get_class  # noqa: PLC0415 - heavy library, imported when used
+    from marshmallow_jsonschema import JSONSchema  # noqa: PLC0415 - heavy library, imported when used
+    from marshmallow_jsonschema.base import _resolve_additional_properties  # noqa: PLC0415 - heavy library, imported when used
 
-    from tools.validate.casing import CASING_KEY, classify
 
     binding_string = DataBindingStr()._jsonschema_type_mapping()  # what the SDK's binding branch accepts
 
@@ -303,7 +302,7 @@ def _sdk_binding_patch_off() -> Iterator[None]:
     """While exporting, a pipeline step's schema does not patch its fields for bindings (the exporter replays
     that on the JSON side, ``_bindable``): the SDK patches in place, also union members that other classes share,
     so each export would otherwise see what the ones before it instantiated."""
-    from azure.ai.ml._schema.pipeline import component_job
+    from azure.ai.ml._schema.pipeline import component_job  # noqa: PLC0415 - heavy library, imported when used
 
     saved = component_job.support_data_binding_expression_for_fields
     component_job.support_data_binding_expression_for_fields = lambda *args, **kwargs: None
@@ -314,7 +313,7 @@ def _sdk_binding_patch_off() -> Iterator[None]:
 
 
 def _export(kind: str, spec: dict[str, Any], base_url: str, classes: list[type]) -> dict[str, Any]:
-    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY
+    from azure.ai.ml.constants._common import BASE_PATH_CONTEXT_KEY  # noqa: PLC0415 - heavy library, imported when used
 
     exporter_cls = _make_exporter_class()
     shared: dict[str, Any] = {"defs": {}, "owners": {}}
@@ -383,8 +382,6 @@ def _export_all(kinds_file: Path, _mtime_ns: int) -> dict[str, str]:
     (union members shared between classes gain binding branches), so an export in a process that has loaded
     pipelines (a test session, a validator run) would differ from the one ``python -m tools schemas export``
     makes."""
-    import subprocess
-
     package_parent = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
     code = ("import json, sys\nfrom pathlib import Path\nfrom tools.core.offline import apply_offline_env\n"
@@ -427,8 +424,6 @@ def check(output_dir: Path | None = None, kinds_file: Path | None = None) -> lis
 
 def write_all(output_dir: Path | None = None, kinds_file: Path | None = None) -> list[Path]:
     """Export every kind into ``output_dir`` atomically; return the paths written."""
-    from tools.core.files import atomic_write_text
-
     output_dir = output_dir or active().json_schema_dir
     written = []
     for name, text in export_all(kinds_file).items():

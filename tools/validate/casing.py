@@ -26,6 +26,8 @@ import string
 from collections.abc import Callable
 from typing import Any
 
+from tools.validate.schema import derived_table
+
 CASING_KEY = "x-azureml-casing"
 
 
@@ -141,7 +143,5 @@ def respell(data: Any, names: dict[str, list[Entry]]) -> Any:
 
 def to_sdk_spelling(kind: str, data: Any) -> Any:
     """``data`` with enum values in the spelling azure-ai-ml compares for ``kind`` (``data`` itself unchanged)."""
-    from tools.validate.schema import derived_table
-
     names = derived_table(kind, table, {})
     return respell(data, names) if names else data

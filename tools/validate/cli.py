@@ -27,6 +27,7 @@ from tools.validate.findings import ERROR, INTERNAL, promote_warnings, to_github
 from tools.validate.layers import ALL_LAYERS, Report, statuses_of, validate_specs
 from tools.validate.rule_ids import layer_defaults, rule_table
 from tools.validate.rules.files import relative_display
+from tools.validate.runner import Runner
 
 __all__ = ["Report", "validate_specs", "validate_workspace", "spec_paths_of_workspace", "expand_paths"]
 EXIT_ERRORS, EXIT_INTERNAL = 1, 3
@@ -34,8 +35,6 @@ SPEC_SUFFIXES = (".yml", ".yaml")
 
 
 def _runner(jobs: int | None, cache: bool) -> object:
-    from tools.validate.runner import Runner
-
     return Runner(jobs=jobs, cache=cache)
 
 

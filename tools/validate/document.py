@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tools.core.repo import kinds, schema_url
 from tools.core.yamlio import YamlProblem, line_of, load_lined, read_text
 from tools.validate.findings import ERROR, WARNING, Finding
@@ -197,8 +199,6 @@ def _unquoted_placeholders(spec: Spec) -> bool:
 def spec_from_dict(data: dict[str, Any], kind: str | None = None, path: Path | str = "spec.yml") -> Spec:
     """A Spec from a literal dict (for rule tests): dumped to YAML and parsed, so key paths have lines; ``kind``
     overrides what the content and its ``$schema`` say."""
-    import yaml
-
     spec = parse_spec(Path(path), str(path), yaml.safe_dump(data, sort_keys=False))
     if kind is not None:
         spec.kind = kind

@@ -6,10 +6,11 @@ recognised as such (a reason to skip them, never an error)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from tools.core.repo import kinds, kinds_table
+from tools.core.repo import active, kinds, kinds_table
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,6 @@ def _fold(name: str) -> str:
 
 def read_schema_line(url: str) -> SchemaLine:
     """What ``url`` says (remembered per repo root: a run reads the same few URLs hundreds of times)."""
-    from tools.core.repo import active
-
     key = (active().root, url)
     line = _LINES.get(key)
     if line is None:
@@ -83,8 +82,6 @@ def infer_kind(data: dict[str, Any], among: tuple[str, ...] | None = None) -> st
     its ``type:`` (every kind when it has none or none matches), the one with the most of its ``keys`` present
     (the first listed wins a tie); an untyped spec needs at least one of its kind's keys. Remembered by the
     spec's shape (``_shape``) per repo root: a corpus has a few dozen shapes over hundreds of files."""
-    from tools.core.repo import active
-
     key = (active().root, "infer", among, _shape(data))
     if key not in _MEMO:
         _MEMO[key] = _infer_kind(data, among)
@@ -122,8 +119,6 @@ def _score(facts: dict[str, Any], data: dict[str, Any]) -> int:
 def mismatch(declared: str, data: dict[str, Any]) -> str | None:
     """The kind the content is when it cannot be ``declared`` (``type:`` outside the kind's types, or the content
     is plainly another command's kind); None when it may be (remembered as infer_kind is)."""
-    from tools.core.repo import active
-
     key = (active().root, "mismatch", declared, _shape(data))
     if key not in _MEMO:
         _MEMO[key] = _mismatch(declared, data)
@@ -163,9 +158,6 @@ _ROOTS: dict[tuple[str, str], frozenset[str] | None] = {}
 
 
 def _root_fields(kind: str) -> frozenset[str] | None:
-    import json
-
-    from tools.core.repo import active
 
     key = (str(active().root), kind)
     if key not in _ROOTS:

@@ -18,10 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.core.repo import kinds
+from tools.validate.casing import to_sdk_spelling
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR, INTERNAL, WARNING, Finding
 from tools.validate.rules.concerns import check_spec
 from tools.validate.rules.support import RuleContext
+from tools.validate.schema import validate_against_schema
+from tools.validate.sdk import check_with_sdk
 
 ALL_LAYERS = "ABCD"
 LAYER_ORDER = "ACDB"  # which layer's message wins when two report the same key (B's are the most verbose)
@@ -99,9 +103,6 @@ def _internal(spec: Spec, layer: str, error: BaseException) -> Finding:
 
 
 def layer_c(spec: Spec) -> list[Finding]:
-    from tools.validate.casing import to_sdk_spelling
-    from tools.validate.schema import validate_against_schema
-
     try:
         def respelled(data: object) -> object:  # enums as the SDK compares them (chat_completion)
             return to_sdk_spelling(spec.kind, data)
@@ -113,8 +114,6 @@ def layer_c(spec: Spec) -> list[Finding]:
 
 
 def layer_b(spec: Spec) -> list[Finding]:
-    from tools.validate.sdk import check_with_sdk
-
     try:
         return [spec.finding(tuple(i.key_path), i.message, "B") for i in check_with_sdk(spec.kind, spec.text,
                                                                                         spec.path)]
@@ -201,8 +200,6 @@ def cli_given(spec: Spec, findings: list[Finding]) -> list[Finding]:
     """A required field that ``az`` takes on the command line (kinds.yaml ``cli_fields``: ``name`` via ``--name``,
     ``endpoint_name`` via ``--endpoint-name``) is a warning naming the flag, not an error: the CLI fills it in
     before the SDK validates (``az ml online-deployment create -f d.yml --name blue --endpoint-name e``)."""
-    from tools.core.repo import kinds
-
     flags = (kinds().get(spec.kind or "") or {}).get("cli_fields") or {}
     out = []
     for finding in findings:

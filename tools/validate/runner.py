@@ -18,18 +18,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tools.core.repo import active
+from tools.core.files import atomic_write_text
+from tools.core.offline import apply_offline_env
+from tools.core.repo import active, select
 from tools.validate.document import Spec
 from tools.validate.findings import Finding
+from tools.validate.layers import cli_given, layer_b, layer_c, layer_d, reconcile
 from tools.validate.rules.support import RuleContext
+from tools.validate.sdk import import_sdk
 
 MAX_HASHED_BYTES = 1 << 20  # larger referenced files are keyed by size and mtime
 MAX_LISTED_FILES = 2000  # a referenced folder is keyed by at most this many entries (then a marker)
@@ -61,8 +67,6 @@ def _fingerprint() -> str:
 
 
 def _sdk_version() -> str:
-    from importlib.metadata import version
-
     return version("azure-ai-ml")
 
 
@@ -140,16 +144,10 @@ def _from_dict(data: dict[str, Any]) -> Finding:
 
 
 def _worker_b(spec: Spec) -> list[Finding]:
-    from tools.validate.layers import layer_b
-
     return layer_b(spec)
 
 
 def _worker_init(root: str) -> None:
-    from tools.core.offline import apply_offline_env
-    from tools.core.repo import select
-    from tools.validate.sdk import import_sdk
-
     apply_offline_env()
     select(root)
     import_sdk()  # already imported where the forkserver preloaded it (tools.validate.preload)
@@ -194,8 +192,6 @@ class _Pending:
             self.thread.start()
 
     def _start(self, jobs: int) -> None:
-        import multiprocessing
-
         try:
             if os.name == "posix":
                 context = multiprocessing.get_context("forkserver")
@@ -253,14 +249,11 @@ class Runner:
     def _write(self, key: str, findings: list[Finding]) -> None:
         if not self.cache or any(f.rule == "internal" for f in findings):
             return
-        from tools.core.files import atomic_write_text
 
         with contextlib.suppress(OSError):  # a read-only checkout: no cache, still correct
             atomic_write_text(self.cache_dir / key[:2] / f"{key}.json", json.dumps([_to_dict(f) for f in findings]))
 
     def __call__(self, specs: list[Spec], layers: str, context: RuleContext) -> list[Finding]:
-        from tools.validate.layers import cli_given, layer_c, layer_d, reconcile
-
         cached_layers = "".join(layer for layer in "BC" if layer in layers)
         out: list[Finding] = []
         keys: dict[int, str] = {}

@@ -22,10 +22,14 @@ import json
 import logging
 import re
 import threading
+import types
 import warnings
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from tools.core.repo import kinds
 from tools.validate.problem import Problem
 
 __all__ = ["Problem", "check_with_sdk", "endpoint_name_problem", "import_sdk", "loader_name"]
@@ -45,7 +49,7 @@ def import_sdk() -> Any:
             if _sdk is None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    import azure.ai.ml as sdk
+                    import azure.ai.ml as sdk  # noqa: PLC0415 - heavy library, imported when used
                 # experimental-class notices, "Warnings: [...]" echoes of unknown fields (reported as issues instead)
                 logging.getLogger("azure.ai.ml").setLevel(logging.ERROR)
                 _speed_up(sdk)
@@ -62,11 +66,8 @@ def _speed_up(sdk: Any) -> None:
     - ``azure.ai.ml._utils.utils`` parses YAML with PyYAML's pure-Python ``safe_load``; libyaml's ``CSafeLoader``
       is the same YAML 1.1 loader in C (PyYAML's own wheels ship both), so it reads every file identically.
     """
-    import types
-
-    import yaml
-    from azure.ai.ml._utils import utils
-    from azure.ai.ml.entities._validation.core import MutableValidationResult
+    from azure.ai.ml._utils import utils  # noqa: PLC0415 - heavy library, imported when used
+    from azure.ai.ml.entities._validation.core import MutableValidationResult  # noqa: PLC0415 - heavy library, imported when used
 
     MutableValidationResult.resolve_location_for_diagnostics = lambda self, *args, **kwargs: None
     _reuse_validation_schemas()
@@ -89,7 +90,7 @@ def _reuse_validation_schemas() -> None:
     notes that nested schemas keep the context of their first use), and a marshmallow schema keeps no state
     between ``dump``/``validate`` calls, so one instance per (entity class, context) gives the same verdicts;
     the corpus checks this (the same findings with and without)."""
-    from azure.ai.ml.entities._validation.schema import SchemaValidatableMixin
+    from azure.ai.ml.entities._validation.schema import SchemaValidatableMixin  # noqa: PLC0415 - heavy library, imported when used
 
     made: dict[tuple, Any] = {}
 
@@ -118,10 +119,10 @@ def check_with_sdk(kind: str, text: str, origin: Path) -> list[Problem]:
     """Issues the azure-ai-ml loader (and ``_validate()``) of ``kind`` finds in ``text``; [] when it loads clean."""
     name = loader_name(kind)
     import_sdk()
-    from azure.ai.ml.entities import _load_functions
-    from azure.ai.ml.entities._validation import PathAwareSchemaValidatableMixin
-    from azure.ai.ml.exceptions import MlException
-    from marshmallow.exceptions import ValidationError
+    from azure.ai.ml.entities import _load_functions  # noqa: PLC0415 - heavy library, imported when used
+    from azure.ai.ml.entities._validation import PathAwareSchemaValidatableMixin  # noqa: PLC0415 - heavy library, imported when used
+    from azure.ai.ml.exceptions import MlException  # noqa: PLC0415 - heavy library, imported when used
+    from marshmallow.exceptions import ValidationError  # noqa: PLC0415 - heavy library, imported when used
 
     loader = getattr(_load_functions, name)  # every loader, also those not exported at the top level
     data = _safe_parse(text)
@@ -158,8 +159,6 @@ def check_with_sdk(kind: str, text: str, origin: Path) -> list[Problem]:
 
 def loader_name(kind: str) -> str:
     """The azure-ai-ml load function of ``kind`` (schemas/kinds.yaml ``loader``)."""
-    from tools.core.repo import kinds
-
     try:
         return kinds()[kind]["loader"]
     except KeyError:
@@ -169,8 +168,8 @@ def loader_name(kind: str) -> str:
 def endpoint_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid online endpoint/deployment name (Azure's rules via the SDK helper), or None."""
     import_sdk()
-    from azure.ai.ml.entities._endpoint._endpoint_helpers import validate_endpoint_or_deployment_name
-    from azure.ai.ml.exceptions import MlException
+    from azure.ai.ml.entities._endpoint._endpoint_helpers import validate_endpoint_or_deployment_name  # noqa: PLC0415 - heavy library, imported when used
+    from azure.ai.ml.exceptions import MlException  # noqa: PLC0415 - heavy library, imported when used
 
     try:
         validate_endpoint_or_deployment_name(name)
@@ -406,8 +405,6 @@ def _through_data(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ..
 
 
 def _safe_parse(text: str) -> Any:
-    import yaml
-
     try:  # libyaml's safe loader: the same YAML 1.1 reading as safe_load, about 10x faster (see _speed_up)
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError:

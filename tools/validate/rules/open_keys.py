@@ -19,6 +19,7 @@ from typing import Any
 
 from tools.validate.document import Spec
 from tools.validate.rules.support import Emit, RuleContext
+from tools.validate.schema import derived_table
 
 CUTOFF = 0.85  # difflib ratio: one swapped, missing or doubled letter in a word of 7 or more
 
@@ -60,8 +61,6 @@ def table(schema: dict[str, Any]) -> tuple[dict[str, frozenset[str]], frozenset[
 
 
 def check(spec: Spec, emit: Emit, context: RuleContext) -> None:
-    from tools.validate.schema import derived_table
-
     open_by_name, known = derived_table(spec.kind or "", table, ({}, frozenset()))
     if not any(spec.may_hold(name) for name in open_by_name):  # no open mapping's key in the file
         return
