@@ -71,6 +71,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 
     def run(*args: str) -> Result:
         capsys.readouterr()
+        if args and args[0] == "prepare" and "--gate-size" not in args:
+            args = (*args, "--gate-size", "0")  # the two-output layout these tests check (test_gate.py: the gate)
         code = main(["data", *args])
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)

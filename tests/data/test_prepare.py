@@ -477,12 +477,14 @@ def test_committed_sample_is_reproduced_byte_for_byte(tmp_path: Path, cli, monke
         "train_sft,test_sft",
         "--percent",
         "100",
+        "--gate-size",
+        "0.5",
         "--out",
         str(out),
     )
     assert result.code == 0, result.err
     names = sorted(p.name for p in (REPO / "data" / "sample").iterdir())
-    assert names == ["manifest.json", "test_sft.jsonl", "train_sft.jsonl"]
+    assert names == ["gate_sft.jsonl", "manifest.json", "test_sft.jsonl", "train_sft.jsonl"]
     for name in names:
         assert (out / name).read_bytes() == (REPO / "data" / "sample" / name).read_bytes(), name
     size = sum(p.stat().st_size for p in committed.rglob("*") if p.is_file())

@@ -11,10 +11,11 @@ from typing import Any
 from tools.data.options import Options
 from tools.data.outputs import ISSUES, BadRowLog, Output
 from tools.data.rows import REASONS, distribution
+from tools.data.selection import role
 from tools.data.sources import Source, display_path
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: outputs carry their role (training, validation, gate); gate_size
 
 
 def build_manifest(
@@ -39,6 +40,7 @@ def build_manifest(
         "revision": options.revision if source.kind == "hub" else None,
         "mode": mode,
         **selection,
+        "gate_size": options.gate_size,
         "seed": options.seed,
         "on_bad_row": options.on_bad_row,
         "on_leak": options.on_leak,
@@ -51,6 +53,7 @@ def build_manifest(
     for out in outputs:
         entry: dict[str, Any] = {
             "file": out.file,
+            "role": role(out.name),
             "source_split": out.source_split,
             "source_rows": source_rows.get(out.source_split),
             "sft_rules": out.sft,
@@ -65,11 +68,11 @@ def build_manifest(
         }
         if out.partner is not None:
             entry["leakage"] = {"checked_against": out.partner.name, "rows": out.leaked, "action": options.on_leak}
-        elif len(outputs) == 2 and mode == "slice" and out is outputs[1]:
+        elif mode == "slice" and out is not outputs[0]:
             entry["leakage"] = {
                 "checked_against": outputs[0].name,
                 "rows": 0,
-                "action": "impossible: one source split, duplicate prompt_ids skipped across both outputs",
+                "action": "impossible: one source split, duplicate prompt_ids skipped across all outputs",
             }
         manifest["outputs"][out.name] = entry
     return manifest

@@ -17,6 +17,7 @@ DEFAULT_SPLITS = "train_sft,test_sft,train_gen,test_gen"
 DEFAULT_OUT = "data/prepared"
 DEFAULT_PERCENT = "5"
 DEFAULT_TEST_SIZE = "0.2"
+DEFAULT_GATE_SIZE = "0.5"
 
 SPLIT_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:\[(?P<start>\d+%?)?:(?P<stop>\d+%?)?\])?$")
 
@@ -93,6 +94,22 @@ def parse_test_size(text: str) -> float | int:
     raise UserError(f"--test-size: {text} must be a fraction in (0, 1) or a whole number of rows")
 
 
+def parse_gate_size(text: str) -> float | int:
+    """The share of each test output held out as the gate set: a fraction in (0, 1), a whole number of rows, or 0
+    (no gate set)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"--gate-size: {text!r} is not a number") from None
+    if value == 0:
+        return 0
+    if 0 < value < 1:
+        return value
+    if value >= 1 and value.is_integer():
+        return int(value)
+    raise UserError(f"--gate-size: {text} must be 0, a fraction in (0, 1) or a whole number of rows")
+
+
 def parse_seed(text: str) -> int:
     try:
         return int(text)
@@ -126,6 +143,8 @@ class Options:
     split_text: str | None = None  # slice mode: --split as given (manifest)
     test_size: float | int | None = None
     test_size_text: str | None = None
+    gate_size: float | int = 0
+    gate_size_text: str = "0"
     revision: str | None = None
     batch_size: int = 1000
     on_bad_row: str = "skip"
@@ -137,8 +156,10 @@ class Options:
 def options_from_args(args: argparse.Namespace) -> Options:
     """Check the combination and every value; raise UserError (one line) for the first problem."""
     seed = parse_seed(args.seed)
+    gate_text = args.gate_size if args.gate_size is not None else DEFAULT_GATE_SIZE
     common = dict(
         source=args.source, out=Path(args.out), seed=seed, revision=args.revision, batch_size=args.batch_size,
+        gate_size=parse_gate_size(gate_text), gate_size_text=gate_text,
         on_bad_row=args.on_bad_row, on_leak=args.on_leak, progress=args.progress, fast=args.fast,
     )  # fmt: skip
     if args.batch_size < 1:
@@ -185,6 +206,12 @@ def add_arguments(parser: argparse.ArgumentParser, description: str | None) -> N
     )
     prep.add_argument("--split", default=None, help="slice mode: one split slice, e.g. 'train_sft[:1%%]'")
     prep.add_argument("--test-size", default=None, help="slice mode: test share in (0, 1) or a row count (default 0.2)")
+    prep.add_argument(
+        "--gate-size",
+        default=None,
+        help="share of each test output held out as the gate set (gate_*.jsonl), a fraction in (0, 1), a row count, "
+        "or 0 for none (default 0.5); the rest of it is the training jobs' validation split",
+    )
     prep.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     prep.add_argument("--seed", default="42", help="sampling seed (default: %(default)s)")
     prep.add_argument(

@@ -36,8 +36,8 @@ DERIVED_INPUTS: dict[str, str] = {
     "mlflow_model_path": "the model comes from `model` (registry, name, version)",
     "pytorch_model_path": "the model comes from `model` (registry, name, version)",
     "train_file_path": "the data comes from `data.train`",
-    "validation_file_path": "the data comes from `data`",
-    "test_file_path": "the data comes from `data.test`",
+    "validation_file_path": "the data comes from `data.test` (the validation split)",
+    "test_file_path": "bound to `data.test` too, so the preprocess step carves nothing out of the training file",
 }
 
 

@@ -9,6 +9,7 @@ from tools.validate.rules import (
     catalog,
     contracts,
     files,
+    gate,
     immutable,
     kinds,
     names,
@@ -20,7 +21,8 @@ from tools.validate.rules import (
 from tools.validate.rules.support import Check, RuleContext
 
 CONCERNS: tuple[Check, ...] = (uris.check, bindings.check, contracts.check, names.check, ranges.check, catalog.check,
-                               files.check, policy.check, kinds.check, open_keys.check, immutable.check)  # fmt: skip
+                               files.check, policy.check, kinds.check, open_keys.check, immutable.check,
+                               gate.check)  # fmt: skip
 
 
 def check_spec(spec: Spec, context: RuleContext) -> list[Finding]:
