@@ -7,13 +7,14 @@ import copy
 import difflib
 import json
 import math
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT, active, contract, sft_interface
-from tools.core.yamlio import KeyPath, YamlProblem, format_key_path, line_of, load_file, plain
+from tools.core.yamlio import KeyPath, LinedDict, YamlProblem, format_key_path, line_of, load_file, plain
 
 WORKSPACES_DIR = "workspaces"
 DEFAULTS_FILE = "defaults.yaml"
@@ -177,8 +178,6 @@ def _resolve_ref(schema: dict[str, Any], ref: str) -> dict[str, Any]:
 
 def _short(value: Any) -> str:
     """``repr`` cut to a line: a 100 KB value in a values file must not become a 100 KB message."""
-    import reprlib
-
     short = reprlib.Repr()
     short.maxstring = short.maxother = 80
     return short.repr(value)
@@ -210,7 +209,7 @@ def _describe(error: Any) -> str:
 
 
 def _schema_errors(data: dict[str, Any], schema: dict[str, Any]) -> list[tuple[KeyPath, str]]:
-    from jsonschema import Draft7Validator
+    from jsonschema import Draft7Validator  # noqa: PLC0415 - heavy library, imported when used
 
     problems: list[tuple[KeyPath, str]] = []
     for error in Draft7Validator(schema).iter_errors(data):
@@ -266,8 +265,6 @@ def _read(root: Path, rel: str) -> Any:
         key = f" {format_key_path(problem.key_path)}:" if problem.key_path else ""
         raise UserError(f"{rel}:{problem.line}:{key} {problem.message}") from None
     if data is None:
-        from tools.core.yamlio import LinedDict
-
         data = LinedDict()
     if not isinstance(data, dict):
         raise UserError(f"{rel}:1: expected a mapping of values at the top level")
