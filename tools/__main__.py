@@ -100,7 +100,7 @@ def _top_parser() -> argparse.ArgumentParser:
 
 
 def _run_command(name: str, rest: list[str]) -> int:
-    from tools.core.repo import select
+    from tools.core.repo import select  # noqa: PLC0415 - imports PyYAML: a missing package is the exit-2 setup line
 
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
