@@ -12,7 +12,7 @@ import yaml
 from tools.core import arm
 from tools.core.errors import UserError
 from tools.core.repo import contract, models, sft_interface, sku_gpus
-from tools.render.values import Values
+from tools.render.values import Values, load_values
 
 REGISTRY_URI = "azureml://registries/{registry}/{noun}/{name}/{selector}"
 IDENTITY_RESOURCE_ID = (
@@ -205,6 +205,19 @@ def registry_uri(registry: str, noun: str, name: str, version: Any = None, label
     return REGISTRY_URI.format(registry=registry, noun=noun, name=name, selector=selector)
 
 
+def champion_model_uri(values: Values, base_model_uri: str) -> str:
+    """The evaluation's champion: what `evaluation.champion_workspace` (prod) serves from a registry, read from
+    that workspace's values; the base model when it serves none (the first promotion)."""
+    workspace = (values.data.get("evaluation") or {}).get("champion_workspace")
+    if workspace and workspace != values.workspace:
+        served = load_values(workspace).data["deployment"].get("model")
+    else:
+        served = values.data["deployment"].get("model")
+    if served and served.get("registry"):
+        return registry_uri(served["registry"], "models", served["name"], served["version"])
+    return base_model_uri
+
+
 def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]:
     """Everything the templates need, derived from one workspace's values."""
     data = values.data
@@ -256,6 +269,9 @@ def build_context(values: Values, job_name: str | None = None) -> dict[str, Any]
             component["registry"], "components", component["name"], component.get("version"), component.get("label")
         ),
         "base_model_uri": registry_uri(model["registry"], "models", model["name"], model["version"]),
+        "champion_model_uri": champion_model_uri(
+            values, registry_uri(model["registry"], "models", model["name"], model["version"])
+        ),
         "step_inputs": ordered,
         "file_inputs": files,
         "finetuning_job": finetuning_job_context(values),
