@@ -1,7 +1,8 @@
 """`python -m tools demo` (what `make demo` runs): the whole chain on embedded defaults, locally, as a story.
 
 render + validate every workspace → prepare the bundled ultrachat sample → build a tiny Phi-3-architecture model
-→ fine-tune it with the real SFT code (components/finetune-sft) → MLflow model → serve it on 127.0.0.1 → send the
+→ fine-tune it with the real SFT code (components/finetune-sft) → MLflow model → evaluate it against its untrained
+base on the gate set (table, verdict, report + plot) → serve it on 127.0.0.1 → send the
 sample scoring request → ask the Prompt flow chat → stop the server → print the `az ml` plan for the dev workspace.
 """
 
@@ -24,6 +25,7 @@ from tools.core.repo import REPO_ROOT, active, kinds
 
 SAMPLE_SOURCE = "data/hub-sample"
 FINETUNE_SCRIPT = "components/finetune-sft/src/fine_tune.py"
+EVAL_NEW_TOKENS = 32  # greedy answer length of the demo's evaluation (the tiny model's answers are short anyway)
 QUESTION = "Can you give me three tips for writing clear documentation?"
 
 WHAT = {
@@ -178,6 +180,20 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
     return out
 
 
+def evaluate_finetune(run: Path, model: Path, base: Path, data: Path) -> Path:
+    """The fine-tune (candidate) against its untrained base (champion: what a first promotion compares with) on the
+    bundled gate set, with the real `python -m tools evaluate`: the table, the verdict, report + plot."""
+    from tools.demo.mlflow_base import save_mlflow_chat_model
+
+    champion = save_mlflow_chat_model(base, run / "base-mlflow")
+    out = run / "evaluation"
+    _python("-m", "tools", "evaluate", "--candidate", str(model), "--champion", str(champion),
+            "--data", str(data / "gate_sft.jsonl"), "--out", str(out), "--training-metrics", str(run / "metrics.json"),
+            "--candidate-id", "fine-tuned tiny model", "--champion-id", "untrained base", "--max-new-tokens",
+            str(EVAL_NEW_TOKENS), "--no-progress")  # fmt: skip
+    return out
+
+
 def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
     from tools.render.values import load_values
     from tools.serve.process import is_listening, local_endpoint
@@ -274,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         "Demo: the whole chain on embedded defaults, locally and offline (the dev workspace's specs, a bundled "
         "ultrachat-shaped sample, a tiny Phi-3-architecture model)."
     )
-    story = Story(total=6)
+    story = Story(total=7)
     rendered = story.step("Render and validate every workspace (layers A B C D)", render_and_validate)
     data = story.step(
         f"Prepare the bundled sample ({SAMPLE_SOURCE}, hub layout) with `python -m tools data prepare`",
@@ -284,6 +300,10 @@ def run(args: argparse.Namespace) -> int:
     model = story.step(
         f"Fine-tune it with the real SFT code ({FINETUNE_SCRIPT}) → MLflow model",
         lambda: fine_tune(run_dir, data, base, args.steps),
+    )
+    story.step(
+        "Evaluate it against its untrained base on the bundled gate set (python -m tools evaluate)",
+        lambda: evaluate_finetune(run_dir, model, base, data),
     )
     answers = story.step(
         "Serve it on 127.0.0.1, send the sample request, ask the Prompt flow, stop the server",

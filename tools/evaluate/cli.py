@@ -13,11 +13,13 @@ Exit codes: 0 the candidate passes, 1 it is refused (the failing metric, both va
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tools.core.errors import UserError
 from tools.evaluate import run as core
 from tools.evaluate.report import REPORT_JSON, REPORT_MD, REPORT_PNG, text_table
+from tools.serve.scoring_client import ENDPOINT_KEY_ENV
 
 DEFAULT_OUT = ".runs/evaluate"
 DEPLOYMENT = "deployment:"
@@ -43,11 +45,9 @@ def evaluation_values(workspace: str) -> dict:
 
 def _resolve_sides(args: argparse.Namespace) -> str | None:
     """Turn ``deployment:NAME`` sides into the endpoint's URI and deployment; return the key (None: keyless)."""
-    import os
-
     sides = [side for side in ("candidate", "champion") if getattr(args, f"{side}_model").startswith(DEPLOYMENT)]
     if not sides:
-        return os.environ.get("AZUREML_ENDPOINT_KEY") or None
+        return os.environ.get(ENDPOINT_KEY_ENV) or None
     if not (args.endpoint or args.endpoint_url):
         raise UserError(f"--{sides[0]} {getattr(args, f'{sides[0]}_model')}: deployment:NAME needs --endpoint NAME "
                         "or --endpoint-url URI")  # fmt: skip

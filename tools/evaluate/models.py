@@ -91,7 +91,9 @@ class LocalChatModel:
     def __init__(self, folder: ModelFolder, max_length: int, max_new_tokens: int, generate: bool = True) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # the rows' own progress bar is the one that matters
         self.folder, self.max_length, self.max_new_tokens, self.generate = folder, max_length, max_new_tokens, generate
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -164,7 +166,7 @@ class LocalChatModel:
         return RowScore(nll_sum=nll_sum, tokens=tokens, answer=answer, latency_s=seconds)
 
 
-def _scoring_client() -> Any:
+def scoring_client() -> Any:
     try:
         from tools.serve import scoring_client  # in the repo
     except ImportError:  # in the Azure ML job: shipped beside this package (additional_includes)
@@ -177,7 +179,7 @@ class EndpointChatModel:
 
     def __init__(self, url: str, key: str | None, deployment: str | None, max_new_tokens: int,
                  timeout: float = 90.0, retries: int = 2) -> None:  # fmt: skip
-        self.client = _scoring_client()
+        self.client = scoring_client()
         if not url.startswith(("http://", "https://")):
             raise ModelError(f"{url}: not an http(s) scoring URI")
         self.url, self.key, self.deployment, self.timeout, self.retries = url, key, deployment, timeout, retries

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -19,9 +20,9 @@ from typing import Any
 
 from .gate import GateError, GateSet, read_gate
 from .metrics import METRICS, RowScore, row_terms, value
-from .models import EndpointChatModel, LocalChatModel, ModelError, inspect_model
+from .models import EndpointChatModel, LocalChatModel, ModelError, inspect_model, scoring_client
 from .plot import HistoryError, history_from_json, history_from_mlflow, write_plot
-from .report import REPORT_PNG, SCHEMA, ReportError, write_report
+from .report import REPORT_PNG, SCHEMA, ReportError, text_table, write_report
 from .stats import paired_interval, resample_indices
 from .verdict import PolicyError, check_policy, decide
 
@@ -173,14 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="folder for report.json, report.md, report.png")
     parser.add_argument("--fail-on-refuse", action="store_true", help="exit 1 when the verdict is fail")
     options = parser.parse_args(argv)
-    import os
-
     try:
-        report = evaluate(options, key=os.environ.get("AZUREML_ENDPOINT_KEY") or None)
+        report = evaluate(options, key=os.environ.get(scoring_client().ENDPOINT_KEY_ENV) or None)
     except (InputError, *INPUT_ERRORS) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from .report import text_table
-
     print(text_table(report))
     return 1 if options.fail_on_refuse and report["verdict"] == "fail" else 0
