@@ -61,10 +61,9 @@ def validate_rendered(rendered: RenderedWorkspace, root: Path, layers: str = "AB
     """Parse and validate a RenderedWorkspace's specs in memory: (parsed specs, error findings)."""
     parsed = [
         parse_spec(rendered.path_of(item), relative_display(rendered.path_of(item), root), item.text)
-        for item in rendered.files
-        if item.template.endswith(".j2") and item.relpath.endswith((".yml", ".yaml"))
+        for item in rendered.spec_files()  # the one test of which rendered files are specs
     ]
-    report = validate_specs(parsed, layers, rendered.values.data.get("policy", "default"))
+    report = validate_specs(parsed, layers, rendered.values.data.get("policy", "default"), workspace=rendered.workspace)
     return parsed, [f for f in report.findings if f.severity == ERROR]
 
 
