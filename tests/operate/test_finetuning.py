@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from tests.operate.output import captured, joined, overlong
 from tools.operate.stages import build_plan, job_spec, registered_model
 from tools.operate.workspace import RenderedSpec, load_workspace
 
@@ -33,6 +34,8 @@ def served_model(cloud) -> str:
 def test_plan_shows_the_submission_and_the_deployment_of_its_output(scratch_repo, tools_cli) -> None:
     code, out, err = tools_cli("plan", "--workspace", "dev", "--root", str(scratch_repo), *FAST, "--job", JOB)
     assert code == 0, err
+    assert overlong(out) == []
+    out = joined(out)
     scope = " ".join(DEV)
     assert f"JOB_NAME=$(az ml job create -f {JOB} {scope} --query name -o tsv)" in out
     assert f'az ml job stream --name "${{JOB_NAME}}" {scope}' in out
@@ -57,7 +60,9 @@ def test_apply_submits_follows_and_deploys_the_registered_output_then_rolls_out_
         ["ml", "job", "create", "-f", JOB, *DEV, "--query", "name", "-o", "tsv"]
     ]
     assert not [a for a in argvs if a[:3] == ["ml", "model", "create"]]
-    job = next(line.split("=", 1)[1] for line in out.splitlines() if line.strip().startswith("JOB_NAME="))
+    # runs_on instance_types: the job uses neither the GPU cluster nor our SFT environment and component
+    assert not [a for a in argvs if a[1:3] == ["compute", "create"] or a[1] in ("environment", "component")]
+    job = captured(out, "JOB_NAME")
     assert cloud.az("ml", "job", "show", "--name", job, *DEV, "--query", "status", "-o", "tsv").stdout.strip() == (
         "Completed"
     )
@@ -81,7 +86,7 @@ def test_a_failed_or_canceled_finetuning_job_stops_with_one_line_and_its_logs_co
         cloud.job_outcomes(status)
         code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,deploy", "--execute")
         assert code == 1
-        job = next(line.split("=", 1)[1] for line in out.splitlines() if line.strip().startswith("JOB_NAME="))
+        job = captured(out, "JOB_NAME")
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert errors == [f"error: step train.job-status failed (job {job} ended {status}; JOB_STATUS is {status}, "
                           "expected Completed): nothing after it ran"]  # fmt: skip

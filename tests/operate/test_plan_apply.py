@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.operate.output import captured, joined, outcomes, overlong
 from tools.core.errors import UserError
 from tools.operate.stages import STAGES, build_plan, job_specs, parse_stages
 from tools.operate.steps import free_variables, shell_word
@@ -47,12 +48,13 @@ def test_all_stages_run_in_order_and_thread_the_job_name(scratch_repo, cloud, to
     argvs = cloud.argvs()
     submit = next(i for i, a in enumerate(argvs) if a[:3] == ["ml", "job", "create"])
     assert argvs[submit] == ["ml", "job", "create", "-f", "jobs/finetune.yml", *DEV, "--query", "name", "-o", "tsv"]
-    job = next(line.split("=", 1)[1] for line in out.splitlines() if line.strip().startswith("JOB_NAME="))
+    job = captured(out, "JOB_NAME")
     register = next(a for a in argvs if a[:3] == ["ml", "model", "create"])
     assert register == ["ml", "model", "create", "-f", "models/finetuned-model.yml",
                         "--path", f"azureml://jobs/{job}/outputs/trained_model", *DEV]  # fmt: skip
     creates = [" ".join(a[:2]) for a in argvs if len(a) > 2 and a[2] == "create"]
-    assert creates.index("ml compute") < creates.index("ml environment") < creates.index("ml job")
+    assert creates.index("ml compute") < creates.index("ml data") < creates.index("ml job")
+    assert "ml environment" not in creates and "ml component" not in creates  # the registry pipeline runs neither
     assert creates.index("ml job") < creates.index("ml model") < creates.index("ml online-endpoint")
     assert creates[-1] == "ml online-deployment" and argvs[-1][:3] == ["ml", "online-endpoint", "delete"]
     guard = ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "1", *DEV]
@@ -69,7 +71,11 @@ def test_a_second_train_run_stops_before_submitting_when_the_model_version_exist
     assert ("model phi4-ultrachat:1 already exists in mlw-ultrachat-dev and model versions are immutable: bump "
             "registered_model.version in workspaces/dev.yaml, or rerun with --next-model-version") in err
     assert not [a for a in cloud.argvs() if a[:3] == ["ml", "job", "create"]]
-    assert out.count("unchanged") >= 3  # compute, environment, component, data: already there
+    said = outcomes(out)  # compute and data assets: already there
+    assert said["train.compute-gpu-a100"] == "unchanged"
+    data = [o for step, o in said.items() if step.startswith("train.data-")]
+    immutable = "unchanged (exists; versions are immutable: a changed spec needs a new version)"
+    assert len(data) >= 2 and set(data) == {immutable}
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "train,register", "--execute", "--next-model-version")
     assert code == 0, err
     assert "registered_model:\n  name: phi4-ultrachat\n  version: 2" in (
@@ -125,8 +131,8 @@ def test_destructive_steps_are_refused_without_yes_before_anything_runs(scratch_
 def test_dry_run_prints_the_plan_and_runs_nothing(scratch_repo, cloud, tools_cli) -> None:
     code, out, err = apply(tools_cli, scratch_repo, "--stage", "all")
     assert code == 0 and cloud.calls() == []
-    assert "JOB_NAME=$(az ml job create -f jobs/finetune.yml" in out
-    assert "dry run: " in err and "teardown.endpoint-delete will need --yes" in err
+    assert "JOB_NAME=$(az ml job create -f jobs/finetune.yml" in joined(out)
+    assert re.search(r"dry run: \d+ steps planned", err) and "teardown.endpoint-delete will need --yes" in err
 
 
 def test_register_alone_needs_the_job_name(scratch_repo, cloud, tools_cli) -> None:
@@ -195,7 +201,9 @@ def test_real_repo_plan_all_is_complete_and_every_file_validates(repo_root: Path
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    commands = [line for line in result.stdout.splitlines() if line.startswith(("az ", "  az ")) or "=$(az " in line]
+    assert overlong(result.stdout) == []  # long commands continue on the next line
+    printed = joined(result.stdout).splitlines()
+    commands = [line for line in printed if re.search(r"(^|\$\(|\|\| )\s*az ", line)]
     files = [m for line in commands for m in re.findall(r" -f (\S+)", line)]
     assert files and all((repo_root / f).is_file() for f in files)
     order = ["identity create", "role assignment", "ml compute create", "ml job create", "ml job stream",
@@ -228,6 +236,8 @@ def test_plan_prints_both_branches_of_the_deployment_step(tmp_path, make_repo, t
     code, out, err = tools_cli("plan", "--workspace", "prod", "--root", str(root), *FAST, "--stage", "deploy")
     assert code == 0, err
     subprocess.run(["bash", "-n"], input=out, text=True, check=True)  # the plan parses as bash
+    assert overlong(out) == []
+    out = joined(out)
     branch = out[out.index('if [ -z "${LIVE}" ]; then'):]
     new_endpoint, live = branch.split("\nelse\n", 1)
     assert "--name blue" in new_endpoint and new_endpoint.rstrip().endswith("--all-traffic")

@@ -56,7 +56,10 @@ def test_promotion_changes_only_prod_values_and_prod_render(git_repo, tools_cli)
     changed = [(a, b) for a, b in zip(values_before.splitlines(), values_after.splitlines(), strict=True) if a != b]
     assert changed == [("    version: 1", "    version: 7")]  # comments, order and layout kept
     build_after = snapshot(git_repo / "build" / "prod")
-    assert [k for k in build_after if build_after[k] != build_before.get(k)] == ["endpoints/deployment.yml"]
+    changed_files = [k for k in build_after if build_after[k] != build_before.get(k)]
+    # the deployment serves the promoted version; the evaluation's champion (what prod serves) follows it
+    assert "endpoints/deployment.yml" in changed_files
+    assert set(changed_files) <= {"endpoints/deployment.yml", "jobs/evaluate.yml"}
     uri = f"azureml://registries/{REGISTRY}/models/phi4-ultrachat/versions/7"
     assert f"model: {uri}" in build_after["endpoints/deployment.yml"]
     assert "-    version: 1\n+    version: 7\n" in out  # the values diff

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.operate.output import outcomes
+
 FAST = ("--layers", "ACD")
 SUB = "00000000-0000-0000-0000-000000000000"
 DEV = ["-g", "rg-ultrachat-dev", "-w", "mlw-ultrachat-dev", "--subscription", SUB]
@@ -89,7 +91,10 @@ def test_apply_deploy_smoke_twice_leaves_the_same_state(scratch_repo, cloud, too
              cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi4-dev", *DEV)]
     code, out, err = tools_cli(*argv)
     assert code == 0, err
-    assert out.count("    unchanged") == 2  # endpoint and deployment
+    said = outcomes(out)
+    assert [step for step, o in said.items() if o.startswith("unchanged")] == [
+        "deploy.endpoint-ultrachat-phi4-dev", "deploy.deployment-blue"]  # fmt: skip
+    assert said["smoke.invoke"] == "done" and len(said) == 3
     again = [cloud.show("ml", "online-endpoint", "show", "--name", "ultrachat-phi4-dev", *DEV),
              cloud.show("ml", "online-deployment", "list", "--endpoint-name", "ultrachat-phi4-dev", *DEV)]
     assert again == first and first[0]["traffic"] == {"blue": 100}
@@ -202,8 +207,8 @@ def test_drift_is_silent_on_an_unchanged_state_and_reports_a_planted_change(repo
 
 def test_drift_on_a_fully_applied_workspace_exits_zero(scratch_repo, cloud, tools_cli) -> None:
     code, _, err = tools_cli("apply", "--workspace", "dev", "--root", str(scratch_repo), *FAST, "--stage",
-                             "train,register,deploy", "--execute")  # fmt: skip
-    assert code == 0, err
+                             "train,register,deploy", "--execute", "--job", "jobs/finetune-sft.yml")  # fmt: skip
+    assert code == 0, err  # the SFT job uses every rendered resource (cluster, environment, component, data)
     code, out, err = tools_cli("drift", "--workspace", "dev", "--root", str(scratch_repo), *FAST)
     assert code == 0, out + err
     assert "Azure matches the rendered specs" in out

@@ -20,13 +20,14 @@ import copy
 import dataclasses
 import re
 import sys
+import time
 from typing import Any
 
 from tools.core.errors import CloudRefused, UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
 from tools.operate import bootstrap, jobs, reconcile, rollout
-from tools.operate.az import Az
+from tools.operate.az import Az, run_log_path
 from tools.operate.options import add_plan_arguments, plan_from_args
 from tools.operate.plan import title
 from tools.operate.promote import set_values_key
@@ -37,6 +38,7 @@ from tools.operate.steps import (
     SAMPLE_REQUEST_HINT,
     VARIABLE,
     Step,
+    counted,
     format_plan,
     free_variables,
     shell_command,
@@ -106,15 +108,28 @@ def run_step(az: Az, ws: Workspace, step: Step, variables: dict[str, str]) -> st
     return "done"
 
 
+def seconds(value: float) -> str:
+    """A duration as people read it: 0.4 s, 12 s, 3 min 05 s."""
+    if value < 10:
+        return f"{value:.1f} s"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, rest = divmod(int(round(value)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
 def execute(az: Az, ws: Workspace, steps: list[Step], variables: dict[str, str]) -> dict[str, str]:
-    """Run the steps in order; returns the captured variables. Raises CloudRefused at the first failure."""
+    """Run the steps in order, one line per step when it ends (what it did and how long it took); returns the
+    captured variables. Raises CloudRefused at the first failure."""
     variables = dict(variables)
+    for needed in dict.fromkeys(n for step in steps for n in step.needs_files):
+        if not (active().root / needed).is_file():
+            hint = f" (write it with: {SAMPLE_REQUEST_HINT})" if needed == SAMPLE_REQUEST else ""
+            name = next(step.name for step in steps if needed in step.needs_files)
+            raise UserError(f"step {name}: {needed} does not exist{hint}")
+    width = len(str(len(steps)))
     for index, step in enumerate(steps, 1):
-        for needed in step.needs_files:
-            if not (active().root / needed).is_file():
-                hint = f" (write it with: {SAMPLE_REQUEST_HINT})" if needed == SAMPLE_REQUEST else ""
-                raise UserError(f"step {step.name}: {needed} does not exist{hint}")
-        print(f"==> [{index}/{len(steps)}] {step.name}: {step.description}", flush=True)
+        started = time.monotonic()
         try:
             outcome = run_step(az, ws, step, variables)
         except CloudRefused as error:
@@ -123,7 +138,8 @@ def execute(az: Az, ws: Workspace, steps: list[Step], variables: dict[str, str])
                 _hints(step, variables)
             prefixed = message.startswith(("step ", "rollout "))
             raise CloudRefused(message if prefixed else f"step {step.name}: {message}") from None
-        print(f"    {outcome}", flush=True)
+        took = seconds(time.monotonic() - started)
+        print(f"[{index:>{width}}/{len(steps)}] {step.name}: {outcome} ({took})", flush=True)
     return variables
 
 
@@ -164,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.execute:
         sys.stdout.write(format_plan(title(ws, stages), invocation, steps))
         note = f"; {', '.join(destructive)} will need --yes" if destructive and not args.yes else ""
-        print(f"dry run: {len(steps)} steps planned, nothing run (pass --execute to run them){note}", file=sys.stderr)
+        print(f"dry run: {counted(len(steps), 'step')} planned, nothing run (pass --execute to run them){note}",
+              file=sys.stderr)
         return 0
     if destructive and not args.yes:
         raise UserError(f"refusing to run destructive steps without --yes: {', '.join(destructive)} (nothing was run)")
@@ -172,10 +189,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"stages {','.join(stages)} need {', '.join(missing)}: pass --job-name NAME (the job whose "
                         "output they use) or add stage train")
     Az.require()
-    az = Az(active().root)
-    bump = args.next_model_version and {"train", "register"} & set(stages)
-    if bump and bump_model_version(az, ws, args.job):
-        stages, ws, steps = plan_from_args(args)
-    execute(az, ws, steps, variables)
-    print(f"apply: {ws.values_name}: {len(steps)} steps done ({', '.join(stages)})")
+    log = run_log_path(active().runs_dir, ws.values_name)
+    az = Az(active().root, log)
+    started = time.monotonic()
+    print(f"apply: {ws.values_name}: {counted(len(steps), 'step')} ({', '.join(stages)}); az output: "
+          f"{active().relative(log)}", flush=True)  # fmt: skip
+    try:
+        bump = args.next_model_version and {"train", "register"} & set(stages)
+        if bump and bump_model_version(az, ws, args.job):
+            stages, ws, steps = plan_from_args(args)
+        execute(az, ws, steps, variables)
+    except CloudRefused:
+        print(f"hint: what az printed is in {active().relative(log)}", file=sys.stderr)
+        raise
+    finally:
+        az.close()
+    done = seconds(time.monotonic() - started)
+    print(f"apply: {ws.values_name}: {counted(len(steps), 'step')} done in {done} ({', '.join(stages)})")
     return 0

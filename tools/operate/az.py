@@ -1,9 +1,11 @@
 """The one runner for `az`: every command the operate tools send to Azure goes through ``Az``.
 
-``Az.run`` streams a command's output; ``Az.capture`` reads stdout (``--query X -o tsv``: the bare value);
-``Az.show`` asks for a resource (``show ... -o json``) and returns None when Azure answers ResourceNotFound
-(`show` of a missing resource exits non-zero: azureml-operations.md "Create, update, show"); any other failure
-raises ``CloudRefused``. Each call is printed as the shell line it is, so a run's log is a replayable script.
+``Az.run`` runs a command and checks its exit code; ``Az.capture`` reads stdout (``--query X -o tsv``: the bare
+value); ``Az.show`` asks for a resource (``show ... -o json``) and returns None when Azure answers ResourceNotFound
+(`show` of a missing resource exits non-zero: learn.microsoft.com `how-to-troubleshoot-online-endpoints`,
+"ResourceNotFound"); any other failure raises ``CloudRefused`` naming the command and the CLI's last error line.
+What `az` prints goes to the run's log (``log``: each command as the shell line it is, then its stdout, stderr
+and exit code), so the terminal shows one line per step and the log is a replayable script with its answers.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -37,44 +39,68 @@ class Result:
         return lines[-1] if lines else ""
 
 
-class Az:
-    """Runs `az` from ``cwd`` (the repo root: `-f` paths are repo-relative)."""
+def run_log_path(runs_dir: Path, label: str) -> Path:
+    """``.runs/apply/<label>-<YYYYmmdd-HHMMSS>.log``: one log per run (a second run in the same second gets -2)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = runs_dir / "apply"
+    path, n = folder / f"{label}-{stamp}.log", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{label}-{stamp}-{n}.log"
+    return path
 
-    def __init__(self, cwd: Path, echo: bool = True) -> None:
+
+class Az:
+    """Runs `az` from ``cwd`` (the repo root: `-f` paths are repo-relative); its output goes to ``log``."""
+
+    def __init__(self, cwd: Path, log: Path | None = None) -> None:
         self.cwd = cwd
-        self.echo = echo
+        self.log_path = log
+        self._log: IO[str] | None = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            self._log = log.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     @staticmethod
     def require() -> None:
         if shutil.which("az", path=os.environ.get("PATH")) is None:
             raise UserError("az: not found on PATH (install the Azure CLI and `az extension add --name ml`)")
 
-    def _print(self, argv: list[str] | tuple[str, ...]) -> None:
-        if self.echo:
-            print(f"    $ {shell_command(argv)}", flush=True)
+    def _record(self, argv: list[str] | tuple[str, ...], result: Result) -> None:
+        if self._log is None:
+            return
+        self._log.write(f"$ {shell_command(argv)}\n")
+        for text in (result.stdout, result.stderr):
+            if text:
+                self._log.write(text if text.endswith("\n") else text + "\n")
+        self._log.write(f"# exit {result.code}\n")
+        self._log.flush()
 
-    def call(self, argv: list[str] | tuple[str, ...], quiet: bool = False) -> Result:
-        """Run and capture everything (stderr is passed on unless ``quiet``)."""
-        if not quiet:
-            self._print(argv)
-        result = subprocess.run(list(argv), cwd=self.cwd, check=False, capture_output=True, text=True)
-        if result.stderr and not quiet:
-            sys.stderr.write(result.stderr)
-        return Result(result.returncode, result.stdout, result.stderr)
+    def call(self, argv: list[str] | tuple[str, ...]) -> Result:
+        """Run and capture everything (recorded in the log)."""
+        done = subprocess.run(list(argv), cwd=self.cwd, check=False, capture_output=True, text=True)
+        result = Result(done.returncode, done.stdout, done.stderr)
+        self._record(argv, result)
+        return result
 
-    def run(self, argv: list[str] | tuple[str, ...], what: str) -> None:
-        """Stream a command's output; non-zero exit: CloudRefused naming ``what`` and the command."""
-        self._print(argv)
-        sys.stdout.flush()
-        code = subprocess.run(list(argv), cwd=self.cwd, check=False).returncode
-        if code != 0:
-            raise CloudRefused(f"{what} failed (exit {code}): {shell_command(argv)}")
+    def _refused(self, what: str, argv: list[str] | tuple[str, ...], result: Result) -> CloudRefused:
+        said = f": {result.said()}" if result.said() else ""
+        return CloudRefused(f"{what} failed (exit {result.code}): {shell_command(argv)}{said}")
 
-    def capture(self, argv: list[str] | tuple[str, ...], what: str) -> str:
+    def run(self, argv: list[str] | tuple[str, ...], what: str) -> Result:
+        """Run a command; non-zero exit: CloudRefused naming ``what``, the command and the CLI's error line."""
         result = self.call(argv)
         if result.code != 0:
-            raise CloudRefused(f"{what} failed (exit {result.code}): {shell_command(argv)}")
-        return result.stdout.strip()
+            raise self._refused(what, argv, result)
+        return result
+
+    def capture(self, argv: list[str] | tuple[str, ...], what: str) -> str:
+        return self.run(argv, what).stdout.strip()
 
     def json(self, argv: list[str] | tuple[str, ...], what: str) -> Any:
         text = self.capture([*argv, "-o", "json"], what)
@@ -86,7 +112,7 @@ class Az:
     def show(self, argv: list[str] | tuple[str, ...], output: str = "json") -> dict[str, Any] | None:
         """The resource as Azure holds it, or None when it does not exist."""
         command = [*argv, "-o", output]
-        result = self.call(command, quiet=True)
+        result = self.call(command)
         if result.code != 0:
             if any(marker in result.stderr for marker in NOT_FOUND_MARKERS):
                 return None

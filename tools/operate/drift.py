@@ -21,6 +21,7 @@ from tools.operate.compare import diff_text
 from tools.operate.options import add_workspace_arguments, workspace_from_args
 from tools.operate.rollout import AzureEndpoint
 from tools.operate.stages import show_of
+from tools.operate.steps import counted
 from tools.operate.workspace import RenderedSpec, Workspace
 
 COMPARED = ("amlCompute", "managedOnlineEndpoint")
@@ -71,10 +72,11 @@ add_arguments = add_workspace_arguments
 def run(args: argparse.Namespace) -> int:
     ws = workspace_from_args(args)
     Az.require()
-    found = drift_report(Az(active().root, echo=False), ws)
+    found = drift_report(Az(active().root), ws)
     if found:
         print("\n".join(found))
-        print(f"drift: {ws.values_name}: {len(found)} resources differ from the rendered specs", file=sys.stderr)
+        print(f"drift: {ws.values_name}: {counted(len(found), 'resource')} differ from the rendered specs",
+              file=sys.stderr)
         return 1
     print(f"drift: {ws.values_name} ({ws.ml_workspace}): Azure matches the rendered specs")
     return 0

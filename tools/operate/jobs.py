@@ -1,15 +1,14 @@
 """Following a submitted job to its end (the `follow` and `job-wait` steps of the train stage).
 
-`az ml job stream` prints the job's logs while it runs; its exit code does not decide (a dropped stream is not a
-failed job). The verdict is the job's status from `az ml job show --query status -o tsv`, asked until it is
-terminal: Completed, Failed or Canceled (azure-ai-ml `JobStatus`; Starting, Preparing, Queued, Running,
-Finalizing, CancelRequested, NotResponding and Paused are not terminal). Completed is required; Failed or Canceled
-stop the run with one line, and the job's logs command is printed as a hint.
+`az ml job stream` prints the job's logs while it runs (into the run's log, ``tools.operate.az``); its exit code
+does not decide (a dropped stream is not a failed job). The verdict is the job's status from `az ml job show --query
+status -o tsv`, asked until it is terminal: Completed, Failed or Canceled (azure-ai-ml `JobStatus`; Starting,
+Preparing, Queued, Running, Finalizing, CancelRequested, NotResponding and Paused are not terminal). Completed is
+required; Failed or Canceled stop the run with one line, and the job's logs command is printed as a hint.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 from tools.core.errors import CloudRefused
@@ -22,8 +21,10 @@ WAIT_TRIES = 2880  # 24 h: fine-tuning runs take hours
 
 
 def follow(az: Az, step: Step, argv: list[str]) -> str:
+    job = argv[argv.index("--name") + 1]
+    where = f" into {az.log_path.name}" if az.log_path else ""
+    print(f"    {step.name}: following job {job}'s log{where} until it ends", flush=True)
     result = az.call(argv)
-    sys.stdout.write(result.stdout)
     if result.code != 0:
         return f"the log stream ended with exit {result.code}; the job's status decides"
     return "done"
@@ -32,12 +33,14 @@ def follow(az: Az, step: Step, argv: list[str]) -> str:
 def wait(az: Az, step: Step, argv: list[str], variables: dict[str, str]) -> str:
     """Ask for the job's status until it is terminal; CloudRefused unless it is ``step.expect`` (Completed)."""
     job = argv[argv.index("--name") + 1]
-    status = ""
+    status = seen = ""
     for attempt in range(WAIT_TRIES):
         status = az.capture(argv, f"step {step.name}")
         if status in TERMINAL:
             break
-        print(f"    job {job}: {status or 'no status yet'}", flush=True)
+        if status != seen:  # progress: each new state once
+            print(f"    job {job}: {status or 'no status yet'}", flush=True)
+            seen = status
         if attempt + 1 < WAIT_TRIES:
             time.sleep(WAIT_SECONDS)
     else:

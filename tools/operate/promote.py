@@ -29,7 +29,7 @@ from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
 from tools.operate import commands
-from tools.operate.az import Az
+from tools.operate.az import Az, run_log_path
 from tools.operate.diff import unified_renders
 from tools.operate.steps import Step, shell_command, shell_line
 from tools.operate.workspace import validate_rendered
@@ -108,7 +108,7 @@ def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
 
 
 def _check_exists(az: Az, step: Step) -> None:
-    result = az.call(step.argv, quiet=True)
+    result = az.call(step.argv)
     if result.code != 0:
         detail = f": {result.said()}" if result.said() else ""
         raise UserError(
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     steps = promotion_steps(source, registry, name, version)
     if args.execute:
         Az.require()
-        az = Az(root)
+        az = Az(root, run_log_path(active().runs_dir, f"promote-{args.target}"))
         _check_exists(az, steps[0])
         _share(az, steps[1])
     else:

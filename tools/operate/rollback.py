@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     ws = workspace_from_args(args)
     Az.require()
-    az = Az(active().root, echo=False)
+    az = Az(active().root)
     endpoint = AzureEndpoint(az, ws, str(endpoint_spec(ws).data["name"]))
     traffic = endpoint.traffic()
     existing = endpoint.deployments()

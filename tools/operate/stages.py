@@ -20,6 +20,7 @@ stage. Which specs exist is read from the render, never from a list in code; the
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,54 @@ def model_free_step(ws: Workspace, name: str, version: str, stage: str) -> Step:
                 action="model-free", show=show)  # fmt: skip
 
 
-def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
-    steps: list[Step] = []
+def _strings(data: Any) -> set[str]:
+    if isinstance(data, str):
+        return {data}
+    if isinstance(data, dict):
+        return {text for value in data.values() for text in _strings(value)}
+    if isinstance(data, list):
+        return {text for value in data for text in _strings(value)}
+    return set()
+
+
+def references(spec: RenderedSpec) -> set[str]:
+    """Every string a spec holds, plus its YAML file references resolved to repo-relative paths."""
+    words = _strings(spec.data)
+    base = posixpath.dirname(spec.path)
+    return words | {posixpath.normpath(posixpath.join(base, w)) for w in words if w.endswith((".yml", ".yaml"))}
+
+
+def uses(words: set[str], spec: RenderedSpec) -> bool:
+    """Whether ``words`` name ``spec``: a cluster by NAME or azureml:NAME, a versioned asset by azureml:NAME:VERSION
+    (or @latest), a component by its file too."""
+    name = str(spec.data.get("name"))
+    if spec.kind == "amlCompute":
+        return bool({name, f"azureml:{name}"} & words)
+    forms = {f"azureml:{name}:{spec.data.get('version')}", f"azureml:{name}@latest", spec.path}
+    return bool(forms & words)
+
+
+def needed_specs(ws: Workspace, job: RenderedSpec) -> tuple[list[RenderedSpec], list[RenderedSpec]]:
+    """(needed, not needed) among the specs the train stage ensures: the clusters, components and environments the
+    job names (a component's own references count: its environment), and every data asset (the workspace's
+    registered datasets: cheap, and what prod jobs and the evaluation read)."""
+    words = references(job)
+    for component in ws.of_kind("commandComponent"):
+        if uses(words, component):
+            words |= references(component)
+    needed, skipped = [], []
     for kind in TRAIN_KINDS:
         for spec in ws.of_kind(kind):
+            (needed if kind == "data" or uses(words, spec) else skipped).append(spec)
+    return needed, skipped
+
+
+def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
+    steps: list[Step] = []
+    chosen = job_spec(ws, job)
+    needed, skipped = needed_specs(ws, chosen)
+    for kind in TRAIN_KINDS:
+        for spec in [s for s in needed if s.kind == kind]:
             name = spec.data.get("name", Path(spec.path).stem)
             label = f"{LABELS[kind]} {name}" + (f":{spec.data['version']}" if "version" in spec.data else "")
             create = commands.create_from_file(kind, spec.path, ws.scope())
@@ -121,7 +166,7 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
                 action="ensure", show=show_of(ws, kind, spec.data), update=create if updatable else None,
                 spec=spec.path, kind=kind, data=spec.data, notes=notes,
             ))  # fmt: skip
-    spec = job_spec(ws, job)
+    spec = chosen
     model_name, model_version = registered_model(ws, spec)
     if model_version is not None:  # a finetuning job without a version: the service registers the next free one
         steps.append(model_free_step(ws, model_name, model_version, "train"))
@@ -132,9 +177,11 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
     if is_finetuning(spec):
         registers = (f" (the service registers its outputs.registered_model as {model_name}:"
                      f"{model_version or 'its next version'}: no register step)")  # fmt: skip
+    names = ", ".join(f"{LABELS[s.kind]} {s.data.get('name')}" for s in skipped)
+    unused = (f"not needed by {spec.path}, so not created: {names}",) if skipped else ()
     steps += [
         Step("train.job-submit", "train", submit, f"submit {spec.path}{registers}", captures=JOB_NAME_VAR,
-             spec=spec.path, kind=spec.kind, data=spec.data),
+             spec=spec.path, kind=spec.kind, data=spec.data, notes=unused),
         Step("train.job-stream", "train", commands.job_stream(job_name, ws.scope()),
              "follow the job's logs until it ends", action="follow"),
         Step("train.job-status", "train", commands.job_query(job_name, "status", ws.scope()),

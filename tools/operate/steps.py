@@ -11,13 +11,15 @@ them, ``tools.operate.plan`` prints them through ``format_plan``. A step's ``act
             `--set key=value` overrides of its spec, e.g. the model a `type: finetuning` job registered)
   follow    stream a job's logs; its exit code does not decide (the job-wait step after it does)
   job-wait  ask for a submitted job's status until it is terminal (Completed, Failed, Canceled); it must be Completed
-A step's ``script`` (the rollout's two branches) replaces its one shell line in the printed plan.
+A step's ``script`` (the rollout's two branches) replaces its one shell line in the printed plan. Printed lines
+stay within ``WIDTH`` characters: a command continues on the next line after a backslash, a comment after `#     `.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,14 @@ VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 JOB_NAME_VAR = "JOB_NAME"
 SAMPLE_REQUEST = "endpoints/sample_score.json"
 SAMPLE_REQUEST_HINT = "python -m tools score sample-request"
+WIDTH = 120  # printed plan lines (a single word longer than this stays whole)
+CONTINUED = "    "  # indentation of a command's continuation lines
+COMMENT_CONTINUED = "#     "  # the prefix of a comment's continuation lines
+
+
+def counted(number: int, noun: str) -> str:
+    """``1 step``, ``2 steps`` (nouns here take a plain -s)."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -130,4 +140,65 @@ def format_plan(title: str, invocation: str, steps: list[Step]) -> str:
         lines.append(shell_line(step))
         for hint in step.on_failure:
             lines.append(f"#   if it fails: {shell_command(hint)}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(wrap(line) for text in lines for line in text.split("\n")) + "\n"
+
+
+def split_points(line: str) -> list[int]:
+    """Indexes of the spaces where a shell line may continue on the next line: outside single quotes, and outside
+    double quotes unless inside a `$(...)` within them (a backslash-newline there is a line continuation)."""
+    points: list[int] = []
+    stack: list[str] = []  # "'", '"', "$(" contexts
+    i = 0
+    while i < len(line):
+        char, top = line[i], (stack[-1] if stack else "")
+        if top == "'":
+            if char == "'":
+                stack.pop()
+        elif char == "\\":
+            i += 1  # the escaped character
+        elif char == "'" and top != '"':
+            stack.append("'")
+        elif char == '"':
+            if top == '"':
+                stack.pop()
+            else:
+                stack.append('"')
+        elif line.startswith("$(", i):
+            stack.append("$(")
+            i += 1
+        elif char == ")" and top == "$(":
+            stack.pop()
+        elif char == " " and top != '"' and i > 0 and line[i - 1] != " ":
+            points.append(i)
+        i += 1
+    return points
+
+
+def wrap(line: str, width: int = WIDTH) -> str:
+    """One printed line within ``width`` characters where it can be split (see ``split_points``)."""
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip(" "))]
+    if line.lstrip().startswith("#"):
+        return "\n".join(textwrap.wrap(line.lstrip(), width, initial_indent=indent, break_long_words=False,
+                                       subsequent_indent=indent + COMMENT_CONTINUED, break_on_hyphens=False))
+    points = split_points(line)
+    options = [i for i in points if line.startswith(" -", i)]  # breaking before an option reads best
+    for candidates in (options, points):
+        lines = _pack(line, candidates, indent + CONTINUED, width)
+        if all(len(text) <= width for text in lines):
+            break
+    return "\n".join(lines)
+
+
+def _pack(line: str, points: list[int], continued: str, width: int) -> list[str]:
+    """Greedy: as many words on each line as fit, breaking only at ``points``."""
+    out: list[str] = []
+    prefix, start, last = "", 0, None
+    for point in [*points, len(line)]:
+        if len(prefix) + point - start + 2 > width and last is not None and last > start:
+            out.append(prefix + line[start:last] + " \\")
+            prefix, start = continued, last + 1
+        last = point
+    out.append(prefix + line[start:])
+    return out
