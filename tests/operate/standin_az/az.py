@@ -26,6 +26,7 @@ from typing import Any
 
 import ground  # the platform half (tests/operate/standin_az/ground.py), beside this script
 import yaml
+from query import query  # the JMESPath subset of --query (tests/operate/standin_az/query.py)
 
 SUB_DEFAULT = "00000000-0000-0000-0000-000000000000"
 TERMINAL = ("Completed", "Failed", "Canceled")
@@ -404,15 +405,6 @@ class Cloud:
                 "failing_live", [])):  # fmt: skip
             raise Refused("ERROR: (424) model error: the scoring script raised an exception")
         return [f"answer from {target}"]
-
-
-def query(data: Any, expression: str | None) -> Any:
-    """A dotted-path subset of JMESPath (what the tools send: name, status, provisioning_state, traffic)."""
-    if not expression:
-        return data
-    for part in expression.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
 
 
 def emit(data: Any, args: Args) -> None:
