@@ -1,5 +1,5 @@
-"""`make demo` end to end: it exits 0, tells its story, prints a Prompt flow answer, and
-leaves no process and no listening port behind."""
+"""`make demo` end to end: it exits 0, tells its story, evaluates the fine-tune against its base (table, verdict,
+report + plot), prints a Prompt flow answer, and leaves no process and no listening port behind."""
 
 from __future__ import annotations
 
@@ -27,8 +27,14 @@ def test_demo_runs_the_chain_and_cleans_up(repo_root: Path) -> None:
     out = result.stdout
     assert result.returncode == 0, (out + result.stderr)[-2000:]
     assert "Traceback" not in out + result.stderr
-    for number in range(1, 7):
-        assert f"[{number}/6]" in out
+    for number in range(1, 8):
+        assert f"[{number}/7]" in out
+    # the evaluation step: the fine-tune against its untrained base on the bundled gate set, table and verdict
+    assert "verdict: PASS (candidate fine-tuned tiny model vs champion untrained base, 25 gate rows" in out
+    nll_row = next(line for line in out.splitlines() if line.strip().startswith("nll "))
+    assert nll_row.split()[-1] == "pass", nll_row
+    evaluation = repo_root / ".runs" / "demo" / "evaluation"
+    assert all((evaluation / name).is_file() for name in ("report.json", "report.md", "report.png"))
     assert "Prompt flow (pf flow test --flow flows/chat)" in out
     loss_line = next(line for line in out.splitlines() if "training loss" in line)
     first, last = (float(x) for x in re.findall(r"training loss ([\d.]+) → ([\d.]+)", loss_line)[0])
