@@ -121,3 +121,13 @@ def test_yaml_syntax_error_has_a_line(repo_copy: Path) -> None:
     edit(repo_copy, "dev.yaml", "  name: ultrachat-phi4-dev", "  name: [ultrachat")
     assert error_of(repo_copy).startswith("workspaces/dev.yaml:")
     assert "YAML syntax" in error_of(repo_copy)
+
+
+def test_subscription_and_resource_group_are_checked_before_any_plan_prints_them(repo_copy: Path) -> None:
+    guid = "00000000-0000-0000-0000-000000000000"
+    edit(repo_copy, "dev.yaml", f"  subscription_id: {guid}", "  subscription_id: " + "x" * 6000)
+    edit(repo_copy, "dev.yaml", "  resource_group: rg-ultrachat-dev", "  resource_group: rg ultrachat.")
+    lines = error_of(repo_copy).splitlines()
+    assert len(lines) == 2 and all(line.startswith("workspaces/dev.yaml:") for line in lines)
+    assert "workspace.subscription_id:" in lines[0] and len(lines[0]) < 400  # the value is cut, not echoed whole
+    assert "workspace.resource_group:" in lines[1]
