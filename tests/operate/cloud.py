@@ -54,6 +54,10 @@ class Cloud:
         """Scoring fails for requests the endpoint routes to these deployments (direct invokes still answer)."""
         self._control("failing_live", list(deployments))
 
+    def eval_verdicts(self, *verdicts: str) -> None:
+        """The verdicts the next evaluation jobs' reports carry, in submission order (then pass)."""
+        self._control("eval_verdicts", list(verdicts))
+
     def fail_deployments(self, *deployments: str) -> None:
         self._control("failing_deployments", list(deployments))
 

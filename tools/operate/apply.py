@@ -26,7 +26,7 @@ from typing import Any
 from tools.core.errors import CloudRefused, UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
-from tools.operate import bootstrap, jobs, reconcile, rollout
+from tools.operate import bootstrap, evaluation, jobs, reconcile, rollout
 from tools.operate.az import Az, run_log_path
 from tools.operate.options import add_plan_arguments, plan_from_args
 from tools.operate.plan import title
@@ -92,6 +92,11 @@ def run_step(az: Az, ws: Workspace, step: Step, variables: dict[str, str]) -> st
         return rollout.deploy(az, ws, resolved)
     if step.action in bootstrap.ACTIONS:
         return bootstrap.run_step(az, ws, step, argv, variables)
+    if step.action == "verdict":
+        download = substitute((step.data["download"],), variables)[0]
+        return evaluation.decide(evaluation.read_verdict(active().root, download), variables)
+    if step.action == "gate":
+        return evaluation.gate(variables, substitute((step.data["candidate"],), variables)[0])
     if step.action == "follow":
         return jobs.follow(az, step, argv)
     if step.action == "job-wait":

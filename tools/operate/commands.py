@@ -49,9 +49,9 @@ def show_named(kind: str, name: str, version: str | None, scope: Scope) -> Argv:
 
 
 # jobs ------------------------------------------------------------------------------------------------------------
-def job_create(create: Sequence[str], spec: str, scope: Scope) -> Argv:
-    """Submit ``spec`` with its kind's create words; prints the job's name."""
-    return (*create, "-f", spec, *scope, *tsv("name"))
+def job_create(create: Sequence[str], spec: str, scope: Scope, sets: Sequence[str] = ()) -> Argv:
+    """Submit ``spec`` with its kind's create words (``sets``: `--set path=value` words); prints the job's name."""
+    return (*create, "-f", spec, *scope, *sets, *tsv("name"))
 
 
 def job_stream(name: str, scope: Scope) -> Argv:

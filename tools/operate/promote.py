@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import sys
@@ -25,10 +26,11 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from tools.core.errors import UserError
+from tools.core.errors import CloudRefused, UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
-from tools.operate import commands
+from tools.evaluate.report import markdown
+from tools.operate import commands, evaluation
 from tools.operate.az import Az, run_log_path
 from tools.operate.diff import unified_renders
 from tools.operate.steps import Step, shell_command, shell_line
@@ -107,15 +109,53 @@ def rewrite_values(text: str, registry: str, name: str, version: str) -> str:
     return _set_keys(text, ("deployment", "model"), pinned)
 
 
-def _check_exists(az: Az, step: Step) -> None:
-    result = az.call(step.argv)
+def _shown(az: Az, step: Step) -> dict[str, Any]:
+    """The version as the source workspace holds it (`az ml model show -o json`: its tags carry the verdict)."""
+    result = az.call([*step.argv, "-o", "json"])
     if result.code != 0:
         detail = f": {result.said()}" if result.said() else ""
         raise UserError(
             f"{step.description.split(' must')[0]} not found ({shell_command(step.argv)} exited "
             f"{result.code}){detail}"
         )
-    print(f"==> {step.name}: found", flush=True)
+    try:
+        data = json.loads(result.stdout or "{}")
+    except ValueError:
+        raise CloudRefused(f"{shell_command(step.argv)}: az printed no JSON") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _gate(az: Az, step: Step, model: dict[str, Any], args: argparse.Namespace, scope: tuple[str, ...]) -> None:
+    """The evaluation gate (``tools.operate.evaluation``): a pass, or an override recorded on the version."""
+    name, version = parse_model_ref(args.model)
+    verdict = evaluation.check_gate(az, model, args.model, args.source, args.override_gate)
+    if verdict in (evaluation.PASS, evaluation.OVERRIDDEN):  # an override is not needed, nor recorded
+        print(f"==> {step.name}: found, {evaluation.VERDICT_TAG}={verdict} (against "
+              f"{(model.get('tags') or {}).get(evaluation.CHAMPION_TAG, '?')})", flush=True)  # fmt: skip
+        return
+    evaluation.record_override(az, name, version, args.override_gate, scope)
+    print(f"==> {step.name}: found, {evaluation.VERDICT_TAG}={verdict or 'missing'}: promoted anyway "
+          f"(--override-gate; recorded {evaluation.VERDICT_TAG}={evaluation.OVERRIDDEN}, "
+          f"{evaluation.OVERRIDE_TAG}={args.override_gate!r})", flush=True)  # fmt: skip
+
+
+def show_evaluation(az: Az, model: dict[str, Any], ref: str, scope: tuple[str, ...]) -> int:
+    """--show-evaluation: the version's evaluation table as Markdown (the report its eval_report tag names); exit 1
+    when the gate would refuse it."""
+    tags = model.get("tags") or {}
+    uri = str(tags.get(evaluation.REPORT_TAG) or "")
+    job = uri.split("/")[3] if uri.startswith("azureml://jobs/") and uri.count("/") >= 5 else ""
+    verdict = tags.get(evaluation.VERDICT_TAG) or "missing"
+    print(f"### Evaluation of {ref}: {evaluation.VERDICT_TAG}={verdict}\n")
+    if tags.get(evaluation.OVERRIDE_TAG):
+        print(f"Promoted with --override-gate: {tags[evaluation.OVERRIDE_TAG]}\n")
+    if job:
+        download = f"{active().relative(active().runs_dir)}/promote/{job}"
+        az.run(commands.job_download_output(job, evaluation.REPORT_OUTPUT, download, scope), "download the report")
+        print(markdown(evaluation.read_verdict(active().root, download)))
+    else:
+        print(f"No evaluation report: the version has no {evaluation.REPORT_TAG} tag.")
+    return 0 if verdict in (evaluation.PASS, evaluation.OVERRIDDEN) else 1
 
 
 def _share(az: Az, step: Step) -> None:
@@ -134,6 +174,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="source", default="dev", metavar="WS", help="source workspace (default dev)")
     parser.add_argument("--to", dest="target", default="prod", metavar="WS", help="target workspace (default prod)")
     parser.add_argument("--execute", action="store_true", help="run the az commands (default: print them)")
+    parser.add_argument("--override-gate", metavar="REASON", default=None,
+                        help="promote a version whose evaluation verdict is missing or fail; the reason is recorded")
+    parser.add_argument("--show-evaluation", action="store_true",
+                        help="print the version's evaluation table (Markdown) and exit: 0 when the gate passes")
     parser.add_argument("--layers", default="ABCD", help="validation layers for the target (default ABCD)")
     parser.add_argument("--root", type=Path, default=None, help="repo root (default: this checkout)")
 
@@ -147,13 +191,21 @@ def run(args: argparse.Namespace) -> int:
     target = load_values(args.target, root).data
     registry = str(target["registry"]["name"])
     steps = promotion_steps(source, registry, name, version)
-    if args.execute:
+    if args.override_gate is not None and not args.override_gate.strip():
+        raise UserError("--override-gate needs a reason (it is recorded on the model version)")
+    scope = _scope(source["workspace"])
+    if args.execute or args.show_evaluation:
         Az.require()
         az = Az(root, run_log_path(active().runs_dir, f"promote-{args.target}"))
-        _check_exists(az, steps[0])
+        model = _shown(az, steps[0])
+        if args.show_evaluation:
+            return show_evaluation(az, model, args.model, scope)
+        _gate(az, steps[0], model, args, scope)
         _share(az, steps[1])
     else:
         print(f"# dry run: the az commands of the promotion (run them with --execute) from {root}")
+        print(f"# --execute first refuses {args.model} unless its tag {evaluation.VERDICT_TAG} is "
+              f"{evaluation.PASS} (or --override-gate REASON)")  # fmt: skip
         for step in steps:
             print(f"# {step.name}: {step.description}")
             print(shell_line(step))

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
-from tools.core.repo import kinds
-from tools.operate import bluegreen, bootstrap, commands, quota
-from tools.operate.steps import JOB_NAME_VAR, SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step
+from tools.core.repo import active, kinds
+from tools.operate import bluegreen, bootstrap, commands, evaluation, quota
+from tools.operate.steps import JOB_NAME_VAR, SAMPLE_REQUEST, SAMPLE_REQUEST_HINT, Step, shell_command
 from tools.operate.workspace import RenderedSpec, Workspace
 from tools.render.derived import JOB_NAME_PLACEHOLDER
 
-STAGES = ("bootstrap", "train", "register", "deploy", "smoke", "teardown")
+STAGES = ("bootstrap", "train", "register", "evaluate", "deploy", "smoke", "teardown")
 # RenderedSpec kinds created in the train stage, in dependency order (an environment before the component that uses it).
 TRAIN_KINDS = ("amlCompute", "environment", "commandComponent", "data")
 LABELS = {"amlCompute": "compute", "environment": "environment", "commandComponent": "component", "data": "data"}
@@ -61,8 +61,15 @@ def bootstrap_steps(ws: Workspace) -> list[Step]:
 
 
 def job_specs(ws: Workspace) -> list[RenderedSpec]:
-    """Every rendered job spec: kinds applied with `az ml job create`, and `type: finetuning` jobs."""
-    return [s for s in ws.specs if kinds().get(s.kind, {}).get("az") == JOB_CREATE or s.data.get("type") == FINETUNING]
+    """Every rendered training job spec: kinds applied with `az ml job create`, and `type: finetuning` jobs (the
+    evaluation job is the evaluate stage's, never trained)."""
+    return [s for s in ws.specs if (kinds().get(s.kind, {}).get("az") == JOB_CREATE or s.data.get("type") == FINETUNING)
+            and Path(s.path).name != evaluation.EVALUATION_JOB]  # fmt: skip
+
+
+def evaluation_spec(ws: Workspace) -> RenderedSpec | None:
+    found = [s for s in ws.specs if Path(s.path).name == evaluation.EVALUATION_JOB]
+    return found[0] if found else None
 
 
 def job_spec(ws: Workspace, job: str | None) -> RenderedSpec:
@@ -131,10 +138,11 @@ def uses(words: set[str], spec: RenderedSpec) -> bool:
     return bool(forms & words)
 
 
-def needed_specs(ws: Workspace, job: RenderedSpec) -> tuple[list[RenderedSpec], list[RenderedSpec]]:
+def needed_specs(ws: Workspace, job: RenderedSpec, all_data: bool = True) -> tuple[list[RenderedSpec],
+                                                                                  list[RenderedSpec]]:
     """(needed, not needed) among the specs the train stage ensures: the clusters, components and environments the
-    job names (a component's own references count: its environment), and every data asset (the workspace's
-    registered datasets: cheap, and what prod jobs and the evaluation read)."""
+    job names (a component's own references count: its environment), and every data asset with ``all_data`` (the
+    workspace's registered datasets: cheap, and what prod jobs and the evaluation read), else those it names."""
     words = references(job)
     for component in ws.of_kind("commandComponent"):
         if uses(words, component):
@@ -142,14 +150,13 @@ def needed_specs(ws: Workspace, job: RenderedSpec) -> tuple[list[RenderedSpec], 
     needed, skipped = [], []
     for kind in TRAIN_KINDS:
         for spec in ws.of_kind(kind):
-            (needed if kind == "data" or uses(words, spec) else skipped).append(spec)
+            (needed if (kind == "data" and all_data) or uses(words, spec) else skipped).append(spec)
     return needed, skipped
 
 
-def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
+def ensure_steps(ws: Workspace, stage: str, needed: list[RenderedSpec]) -> list[Step]:
+    """Show, then create what is missing / update what differs / leave what is equal, in dependency order."""
     steps: list[Step] = []
-    chosen = job_spec(ws, job)
-    needed, skipped = needed_specs(ws, chosen)
     for kind in TRAIN_KINDS:
         for spec in [s for s in needed if s.kind == kind]:
             name = spec.data.get("name", Path(spec.path).stem)
@@ -160,13 +167,19 @@ def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
             if kind == "amlCompute":
                 notes = (quota.compute_need(spec.data).line(),)
             steps.append(Step(
-                f"train.{LABELS[kind]}-{name}", "train", create,
+                f"{stage}.{LABELS[kind]}-{name}", stage, create,
                 f"{label}: create when missing, " + ("update when it differs" if updatable else
                                                      "leave an existing version as it is (immutable)"),
                 action="ensure", show=show_of(ws, kind, spec.data), update=create if updatable else None,
                 spec=spec.path, kind=kind, data=spec.data, notes=notes,
             ))  # fmt: skip
-    spec = chosen
+    return steps
+
+
+def train_steps(ws: Workspace, job: str | None = None) -> list[Step]:
+    spec = job_spec(ws, job)
+    needed, skipped = needed_specs(ws, spec)
+    steps = ensure_steps(ws, "train", needed)
     model_name, model_version = registered_model(ws, spec)
     if model_version is not None:  # a finetuning job without a version: the service registers the next free one
         steps.append(model_free_step(ws, model_name, model_version, "train"))
@@ -224,7 +237,8 @@ def chosen_job(ws: Workspace, job: str | None) -> RenderedSpec | None:
     return job_spec(ws, job) if job_specs(ws) else None
 
 
-def finetuned_model_steps(ws: Workspace, job: RenderedSpec) -> tuple[list[Step], tuple[str, ...]]:
+def finetuned_model_steps(ws: Workspace, job: RenderedSpec, stage: str = "deploy") -> tuple[list[Step],
+                                                                                            tuple[str, ...]]:
     """After a `type: finetuning` job: the version of the model it registered (a capture from `az ml job show`,
     unless the spec sets it) and the `--set` that points the deployment at that model."""
     name, version = registered_model(ws, job)
@@ -232,11 +246,63 @@ def finetuned_model_steps(ws: Workspace, job: RenderedSpec) -> tuple[list[Step],
     if version is None:
         show = commands.job_query("${" + JOB_NAME_VAR + "}", "outputs.registered_model.version", ws.scope())
         listing = commands.model_list_table(name, ws.scope())
-        steps.append(Step("deploy.registered-model-version", "deploy", show,
+        steps.append(Step(f"{stage}.registered-model-version", stage, show,
                           f"the version of {name} that {job.path} registered (its outputs.registered_model)",
                           captures=MODEL_VERSION_VAR, on_failure=(listing,)))  # fmt: skip
         version = "${" + MODEL_VERSION_VAR + "}"
     return steps, (f"model=azureml:{name}:{version}",)
+
+
+def evaluate_steps(ws: Workspace, job: str | None = None) -> list[Step]:
+    """Candidate (the version this run registered) against champion on the gate set (``tools.operate.evaluation``):
+    ensure what the evaluation job uses, submit it, wait for Completed, download its report, read the verdict,
+    record it as tags on the version, and stop unless it is pass."""
+    spec = evaluation_spec(ws)
+    source = chosen_job(ws, job)
+    if spec is None or source is None:
+        return []
+    scope = ws.scope()
+    name, version = registered_model(ws, source)
+    steps = ensure_steps(ws, "evaluate", needed_specs(ws, spec, all_data=False)[0])
+    sets: tuple[str, ...] = ()
+    if version is None:  # a finetuning job registered the next free version: evaluate that one
+        version_steps, _ = finetuned_model_steps(ws, source, "evaluate")
+        steps += version_steps
+        version = "${" + MODEL_VERSION_VAR + "}"
+        sets = commands.set_words((f"inputs.candidate_model.path=azureml:{name}:{version}",
+                                   f"jobs.evaluate.inputs.candidate_id={name}:{version}"))  # fmt: skip
+    job_name = "${" + evaluation.JOB_VAR + "}"
+    download = f"{active().relative(active().runs_dir)}/evaluate/{job_name}"
+    create = kinds()[spec.kind]["az"].split() if spec.kind in kinds() else JOB_CREATE.split()
+    verdict = "${" + evaluation.VERDICT_VAR + "}"
+    tags = evaluation.verdict_tags(verdict, "${" + evaluation.CHAMPION_VAR + "}", "${" + evaluation.GATE_VAR + "}",
+                                   job_name)  # fmt: skip
+    report = f"{evaluation.report_folder(download)}/report.json"
+    read = f"read -r {evaluation.VERDICT_VAR} {evaluation.CHAMPION_VAR} {evaluation.GATE_VAR} < <(python -c " + \
+        shell_command([evaluation.READ_REPORT, report]) + ")"
+    candidate = f"{name}:{version}"
+    steps += [
+        Step("evaluate.job-submit", "evaluate", commands.job_create(create, spec.path, scope, sets),
+             f"submit {spec.path}: {candidate} against the champion on the gate set", captures=evaluation.JOB_VAR,
+             spec=spec.path, kind=spec.kind, data=spec.data),
+        Step("evaluate.job-stream", "evaluate", commands.job_stream(job_name, scope),
+             "follow the evaluation's logs until it ends", action="follow"),
+        Step("evaluate.job-status", "evaluate", commands.job_query(job_name, "status", scope),
+             "the evaluation must have Completed", action="job-wait", captures=evaluation.STATUS_VAR,
+             expect="Completed", on_failure=(commands.job_download_all(job_name, scope),)),
+        Step("evaluate.report-download", "evaluate",
+             commands.job_download_output(job_name, evaluation.REPORT_OUTPUT, download, scope),
+             f"download its report into {download}"),
+        Step("evaluate.verdict", "evaluate", (), "read the verdict, the champion and the gate set's sha256",
+             action="verdict", captures=evaluation.VERDICT_VAR,
+             captures_more=(evaluation.CHAMPION_VAR, evaluation.GATE_VAR), script=read, data={"download": download}),
+        Step("evaluate.record", "evaluate", commands.model_set(name, version, tags, scope),
+             f"record the verdict on {candidate} as tags ({', '.join(k.split('.', 1)[1] for k in tags)})"),
+        Step("evaluate.gate", "evaluate", ("test", verdict, "=", evaluation.PASS),
+             f"{candidate} serves only with {evaluation.VERDICT_TAG}={evaluation.PASS}", action="gate",
+             data={"candidate": candidate}),
+    ]  # fmt: skip
+    return steps
 
 
 def deploy_steps(ws: Workspace, job: str | None = None) -> list[Step]:
@@ -303,8 +369,16 @@ def build_plan(ws: Workspace, stages: list[str], job: str | None = None) -> list
         "bootstrap": bootstrap_steps,
         "train": lambda w: train_steps(w, job),
         "register": lambda w: register_steps(w, job),
+        "evaluate": lambda w: evaluate_steps(w, job),
         "deploy": lambda w: deploy_steps(w, job),
         "smoke": smoke_steps,
         "teardown": teardown_steps,
     }
-    return [step for stage in stages for step in builders[stage](ws)]
+    steps = [step for stage in stages for step in builders[stage](ws)]
+    ensured = [s.spec for s in steps if s.action == "ensure"]
+    # a resource two stages need (the cluster of training and evaluation) is ensured once, by the first
+    return [s for i, s in enumerate(steps) if s.action != "ensure" or s.spec not in ensured[: _nth_ensure(steps, i)]]
+
+
+def _nth_ensure(steps: list[Step], index: int) -> int:
+    return sum(1 for s in steps[:index] if s.action == "ensure")

@@ -47,6 +47,7 @@ class Step:
     description: str
     action: str = "run"
     captures: str | None = None  # variable set from the command's stdout (`--query ... -o tsv`)
+    captures_more: tuple[str, ...] = ()  # further variables the step sets (the evaluation's verdict step)
     expect: str | None = None  # the captured value must be exactly this
     destructive: bool = False  # refused by apply without --yes
     show: tuple[str, ...] | None = None  # `az ... show` of the resource (ensure, model-free, rollout)
@@ -72,8 +73,7 @@ def free_variables(steps: list[Step]) -> list[str]:
     free: list[str] = []
     for step in steps:
         free += [v for v in step.variables() if v not in captured and v not in free]
-        if step.captures:
-            captured.add(step.captures)
+        captured.update(v for v in (step.captures, *step.captures_more) if v)
     return free
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ground  # the platform half (tests/operate/standin_az/ground.py), beside this script
+import verdicts  # model tags and evaluation jobs (tests/operate/standin_az/verdicts.py)
 import yaml
 from query import query  # the JMESPath subset of --query (tests/operate/standin_az/query.py)
 
@@ -224,6 +225,7 @@ class Cloud:
         self.control.setdefault("job_finals", {})[name] = outcomes.pop(0) if outcomes else "Completed"
         data.update(name=name, status="Starting", id=self.arm("jobs", name))
         jobs[name] = data
+        verdicts.on_job_create(self, name, data, self.args.need("--file"))
         return data
 
     def job(self) -> dict[str, Any]:
@@ -442,6 +444,8 @@ def dispatch(cloud: Cloud, words: list[str]) -> Any:
             return cloud.asset_create(table)
         if verb == "show":
             return cloud.asset_show(table)
+        if verb == "update" and noun == "model":
+            return verdicts.model_update(cloud, Refused, not_found)
         if verb == "list" and noun == "model":
             return cloud.model_list()
         if verb == "share" and noun == "model":
@@ -468,6 +472,8 @@ def dispatch(cloud: Cloud, words: list[str]) -> Any:
             return None
         if verb == "show":
             return cloud.job_advance(to_end=False)
+        if verb == "download":
+            return verdicts.job_download(cloud, Refused, not_found)
     if noun == "online-endpoint":
         if verb == "create":
             return cloud.endpoint_create()
