@@ -110,3 +110,51 @@ def test_an_endpoint_that_errors_is_one_line(models: dict, failing_endpoint: str
                       "--candidate-deployment", "green", "--data", str(models["gate"]), "--out", str(tmp_path / "e"),
                       *FAST)  # fmt: skip
     _one_line_exit_2(result, "the first 3 requests failed: HTTP 500")
+
+
+class _TwoDeployments(http.server.BaseHTTPRequestHandler):
+    """An endpoint with two deployments chosen by the ``azureml-model-deployment`` header: green answers like the
+    gate rows' references, blue answers noise."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        question = body["input_data"]["input_string"][0][-1]["content"]
+        topic = question.split("about ", 1)[1].split(",", 1)[0]
+        good = self.headers.get("azureml-model-deployment") == "green"
+        answer = f"Here is a short answer about {topic}: the assistant is helpful." if good else "zq xv wk"
+        payload = json.dumps({"output": answer}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def two_deployments() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TwoDeployments)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/score"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_deployments_of_a_running_endpoint_are_compared_on_generation(models: dict, two_deployments: str,
+                                                                     tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    args = ("--endpoint-url", two_deployments, "--data", str(models["gate"]), *FAST)
+    code, stdout, stderr = evaluate(capsys, "--candidate", "deployment:green", "--champion", "deployment:blue", *args,
+                                    "--out", str(tmp_path / "g"))  # fmt: skip
+    assert code == 0, stdout + stderr
+    report = read_report(tmp_path / "g")
+    assert "nll" not in report["metrics"] and report["metrics"]["rouge_l"]["candidate"] > 0.9
+    assert report["candidate"]["id"].endswith("#green") and report["settings"]["not_measured"] == ["nll"]
+    code, _, stderr = evaluate(capsys, "--candidate", "deployment:blue", "--champion", "deployment:green", *args,
+                               "--out", str(tmp_path / "b"))  # fmt: skip
+    assert code == 1 and any(line.startswith("refused: rouge_l:") for line in stderr.splitlines()), stderr
