@@ -2,9 +2,10 @@
 
 Trains the demo's tiny Phi-3 model twice with fine_tune.py and the demo's own settings (tools/demo/story.py:
 150 steps, learning rate 1e-2, 256 tokens, batch 8, full fine-tuning), once with each loss, on the bundled sample
-(data/sample/train_sft.jsonl), then scores both trained models on the held-out file (data/sample/test_sft.jsonl)
-the same way: the mean loss on the assistant tokens (what a chat model is asked to produce, and what an answer
-quality gate measures) and the mean loss on all tokens. Lower is better; the table prints both.
+(data/sample/train_sft.jsonl), then scores both trained models on the held-out files the same way (the gate set,
+data/sample/gate_sft.jsonl, which the evaluation gate scores, and the validation split, test_sft.jsonl): the mean
+loss on the assistant tokens (what a chat model is asked to produce, and what an answer quality gate measures) and
+the mean loss on all tokens. Lower is better; the table prints both.
 
     .venv/bin/python benchmarks/sft_assistant_loss.py [--steps 150] [--json out.json]
 """
@@ -89,18 +90,24 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="assistant-loss-"))
     base = build_tiny_model(work / "tiny", seed=0)
     tokenizer = ft.load_tokenizer(str(base))
-    held_out = [json.loads(line)["messages"] for line in (DATA / "test_sft.jsonl").read_text().splitlines() if line]
-    results = {}
+    splits = {name: [json.loads(line)["messages"] for line in (DATA / f"{name}_sft.jsonl").read_text().splitlines()
+                     if line.strip()] for name in ("gate", "test") if (DATA / f"{name}_sft.jsonl").is_file()}
+    results: dict[str, dict[str, dict[str, float]]] = {}
     for name, assistant_only in (("every token", False), ("assistant turns only", True)):
         checkpoint = train(base, work / name.replace(" ", "-"), args.steps, assistant_only)
-        results[name] = held_out_losses(ft, checkpoint, tokenizer, held_out)
+        results[name] = {split: held_out_losses(ft, checkpoint, tokenizer, rows) for split, rows in splits.items()}
+    sizes = ", ".join(f"{split} {len(rows)}" for split, rows in splits.items())
     print(f"assistant-only loss vs every token: tiny Phi-3, demo settings, {args.steps} steps; held-out loss on "
-          f"{len(held_out)} conversations of {DATA / 'test_sft.jsonl'} (lower is better)")
-    print(f"{'trained with loss on':<22}  {'assistant-token loss':>20}  {'all-token loss':>14}")
-    for name, losses in results.items():
-        print(f"{name:<22}  {losses['assistant']:>20.4f}  {losses['all']:>14.4f}")
-    better = min(results, key=lambda name: results[name]["assistant"])
-    print(f"lower loss on the assistant tokens: {better}")
+          f"data/sample ({sizes} conversations); lower is better")
+    header = f"{'trained with loss on':<22}" + "".join(f"  {split + ' assistant':>16}  {split + ' all':>10}"
+                                                      for split in splits)  # fmt: skip
+    print(header)
+    for name, by_split in results.items():
+        print(f"{name:<22}" + "".join(f"  {by_split[s]['assistant']:>16.4f}  {by_split[s]['all']:>10.4f}"
+                                      for s in splits))  # fmt: skip
+    first = next(iter(splits))
+    better = min(results, key=lambda name: results[name][first]["assistant"])
+    print(f"lower loss on the {first} set's assistant tokens: {better}")
     if args.json:
         args.json.write_text(json.dumps({"steps": args.steps, "results": results, "better": better}, indent=2) + "\n")
     return 0

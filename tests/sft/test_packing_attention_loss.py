@@ -227,3 +227,17 @@ def test_loss_warning_only_when_the_loss_stays(fine_tune_module) -> None:  # noq
     assert "LoRA adapters start at zero" in fine_tune_module.loss_warning([6.835, 6.834, 6.833], args)
     assert fine_tune_module.loss_warning([6.8, 5.0, 3.1, 2.9], args) is None
     assert fine_tune_module.loss_warning([6.8], args) is None
+
+
+def test_assistant_only_is_the_default_where_the_template_can_be_marked(fine_tune_module, tiny_model: Path,
+                                                                         full_run) -> None:  # noqa: ANN001
+    tokenizer = fine_tune_module.load_tokenizer(str(tiny_model))
+    template, loss_on = fine_tune_module.loss_template(tokenizer, None)
+    assert template and loss_on == "assistant turns only"
+    assert "loss on assistant turns only" in full_run.stdout  # the script's default, in the real run
+    assert fine_tune_module.loss_template(tokenizer, False) == (None, "every token")
+    tokenizer.chat_template = tokenizer.chat_template.replace("<|end|>", "<|end|> ")  # a template TRL cannot mark
+    template, loss_on = fine_tune_module.loss_template(tokenizer, None)
+    assert template is None and loss_on.startswith("every token (assistant-only by default, but ")
+    with pytest.raises(fine_tune_module.UserInputError, match="--assistant-only-loss: the chat template of "):
+        fine_tune_module.loss_template(tokenizer, True)

@@ -241,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--assistant-only-loss",
         action=_BoolAction,
-        default=False,
+        default=None,
         help="train on the assistant turns only (the chat template marks them with {%% generation %%}; TRL's "
-        "training template where the model's own lacks the marks)",
+        "training template where the model's own lacks the marks). Unset: on where the template can be marked "
+        "(lower held-out loss on the answers: docs/sft.md), else every token, said in one line",
     )
     tr.add_argument(
         "--precision",
@@ -751,6 +752,20 @@ def training_chat_template(tokenizer: Any) -> str:
     return training or template
 
 
+def loss_template(tokenizer: Any, assistant_only: bool | None) -> tuple[str | None, str]:
+    """The training chat template for ``--assistant-only-loss`` (None: loss on every token) and what the loss is
+    on, in words. Unset (None) means on where the template can be marked, else every token (said in the words);
+    asked for explicitly, a template that cannot be marked is the user's mistake."""
+    if assistant_only is False:
+        return None, "every token"
+    try:
+        return training_chat_template(tokenizer), "assistant turns only"
+    except UserInputError as error:
+        if assistant_only:
+            raise
+        return None, f"every token (assistant-only by default, but {str(error).split(': ', 1)[-1]})"
+
+
 def tokenize(tokenizer: Any, messages: list[dict[str, str]], template: str | None) -> dict[str, list[int]]:
     """One conversation through the chat template: ``input_ids``, and with a training ``template`` also
     ``assistant_masks`` (1 on the tokens of the assistant turns, their end-of-turn token included)."""
@@ -1145,10 +1160,10 @@ def train(
         if args.deepspeed:
             check_deepspeed_config(args.deepspeed, args, ranks.world_size, precision)
         packing = f"{args.packing_strategy} padding-free" if args.packing else "off"
-        log(f"precision {precision}, packing {packing}, lora {args.lora} (learning rate {args.learning_rate:g}), "
-            f"loss on {'assistant turns only' if args.assistant_only_loss else 'every token'}")  # fmt: skip
         tokenizer = load_tokenizer(args.model_name_or_path)
-        template = training_chat_template(tokenizer) if args.assistant_only_loss else None
+        template, loss_on = loss_template(tokenizer, args.assistant_only_loss)
+        log(f"precision {precision}, packing {packing}, lora {args.lora} (learning rate {args.learning_rate:g}), "
+            f"loss on {loss_on}")  # fmt: skip
         cache = work / "datasets-cache"
         train_ds = tokenize_dataset(train_rows, tokenizer, cache, args.dataset_num_proc, template)
         check_lengths(train_ds, args, "--train-file", args.train_file)
@@ -1162,9 +1177,9 @@ def train(
         if args.lora:
             check_lora_targets(model, args)
             peft_config = lora_config(args)
-        return precision, tokenizer, train_ds, eval_ds, model, peft_config
+        return precision, tokenizer, train_ds, eval_ds, model, peft_config, loss_on
 
-    precision, tokenizer, train_ds, eval_ds, model, peft_config = ranks.checked(prepare)
+    precision, tokenizer, train_ds, eval_ds, model, peft_config, loss_on = ranks.checked(prepare)
     import torch
 
     resized = dense_mask_micro_batches(args, attention.implementation, torch.cuda.is_available())
@@ -1180,6 +1195,7 @@ def train(
             **{k: v for k, v in vars(args).items()},
             "resolved_precision": precision,
             "resolved_attention": attention.implementation,
+            "resolved_loss_on": loss_on,
             "train_rows": train_rows.rows,
             "world_size": ranks.world_size,
         }
