@@ -97,10 +97,12 @@ def test_labels_latest_in_prod_fails_with_one_precise_line(git_repo, tools_cli) 
 def test_execute_shows_then_shares_into_the_registry(git_repo, cloud, tools_cli) -> None:
     cloud.az("ml", "model", "create", "-f", str(git_repo / "models/finetuned-model.yml"), "--version", "7",
              "--path", "azureml://jobs/j/outputs/trained_model", *DEV)  # fmt: skip
+    cloud.az("ml", "model", "update", "--name", "phi4-ultrachat", "--version", "7", "--set",
+             "tags.eval_verdict=pass", *DEV)  # evaluated (tests/operate/test_gate.py: the evaluate stage sets it)
     code, out, err = promote(tools_cli, git_repo, "--execute")
     assert code == 0, err
     assert cloud.argvs() == [
-        ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", *DEV],
+        ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", *DEV, "-o", "json"],
         ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "7", "--registry-name", REGISTRY,
          "-o", "json"],
         ["ml", "model", "share", "--name", "phi4-ultrachat", "--version", "7", "--registry-name", REGISTRY,

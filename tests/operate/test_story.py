@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.operate.output import outcomes
+from tools.operate.promote import set_values_key
+from tools.render.engine import render
 
 FAST = ("--layers", "ACD")
 SUB = "00000000-0000-0000-0000-000000000000"
@@ -43,6 +45,15 @@ def seed_dev_model(cloud, root: Path, version: str) -> None:
              "-f", str(root / "models" / "finetuned-model.yml"), *DEV)  # fmt: skip
 
 
+def evaluate_dev(cli, root: Path, version: str) -> None:
+    """The evaluate stage in dev for ``version`` (the values register it), so it carries eval_verdict=pass."""
+    values = root / "workspaces" / "dev.yaml"
+    values.write_text(set_values_key(values.read_text(), ("registered_model", "version"), int(version)))
+    render("dev", root).write()
+    code, _, err = cli("apply", "--workspace", "dev", "--root", str(root), *FAST, "--stage", "evaluate", "--execute")
+    assert code == 0, err
+
+
 def prod_state(cloud) -> tuple[dict[str, int], dict[str, str]]:
     """(traffic, {deployment: model}) of the prod endpoint, read through az."""
     endpoint = cloud.show("ml", "online-endpoint", "show", "--name", PROD_ENDPOINT, *PROD)
@@ -59,6 +70,7 @@ def serving(cloud) -> str:
 
 def promote_and_apply(cli, cloud, root: Path, version: str) -> tuple[int, str, str]:
     seed_dev_model(cloud, root, version)
+    evaluate_dev(cli, root, version)
     code, out, err = cli("promote", "--model", f"{MODEL}:{version}", "--root", str(root), *FAST, "--execute")
     assert code == 0, err
     git(root, "commit", "-q", "--allow-empty", "-am", f"Promote {MODEL}:{version} to prod")
@@ -206,9 +218,10 @@ def test_drift_is_silent_on_an_unchanged_state_and_reports_a_planted_change(repo
 
 
 def test_drift_on_a_fully_applied_workspace_exits_zero(scratch_repo, cloud, tools_cli) -> None:
-    code, _, err = tools_cli("apply", "--workspace", "dev", "--root", str(scratch_repo), *FAST, "--stage",
-                             "train,register,deploy", "--execute", "--job", "jobs/finetune-sft.yml")  # fmt: skip
-    assert code == 0, err  # the SFT job uses every rendered resource (cluster, environment, component, data)
+    stages = "train,register,evaluate,deploy"
+    code, _, err = tools_cli("apply", "--workspace", "dev", "--root", str(scratch_repo), *FAST, "--stage", stages,
+                             "--execute", "--job", "jobs/finetune-sft.yml")  # fmt: skip
+    assert code == 0, err  # the SFT job and the evaluation use every rendered resource
     code, out, err = tools_cli("drift", "--workspace", "dev", "--root", str(scratch_repo), *FAST)
     assert code == 0, out + err
     assert "Azure matches the rendered specs" in out
@@ -217,6 +230,7 @@ def test_drift_on_a_fully_applied_workspace_exits_zero(scratch_repo, cloud, tool
 def test_quota_preflight_stops_before_the_deployment_is_created(repo, cloud, tools_cli) -> None:
     cloud.usage("standardNCADSA100v4Family", current=100, limit=120)  # 20 free; prod needs 24 x 2 x 1.2 = 58
     seed_dev_model(cloud, repo, "1")
+    evaluate_dev(tools_cli, repo, "1")
     assert tools_cli("promote", "--model", f"{MODEL}:1", "--root", str(repo), *FAST, "--execute")[0] == 0
     code, _, err = tools_cli("apply", "--workspace", "prod", "--root", str(repo), *FAST, "--stage", "deploy",
                              "--execute")  # fmt: skip
@@ -270,6 +284,7 @@ def test_quota_preflight_falls_back_to_az_vm_list_usage(repo, cloud, tools_cli) 
     cloud.ml_usage_missing()  # an `ml` extension without `compute list-usage`
     cloud.usage("standardNCADSA100v4Family", current=100, limit=120)
     seed_dev_model(cloud, repo, "1")
+    evaluate_dev(tools_cli, repo, "1")
     assert tools_cli("promote", "--model", f"{MODEL}:1", "--root", str(repo), *FAST, "--execute")[0] == 0
     argv = ("apply", "--workspace", "prod", "--root", str(repo), *FAST, "--stage", "deploy", "--execute")
     code, _, err = tools_cli(*argv)

@@ -122,15 +122,21 @@ def test_workflows_run_the_repo_commands(repo_root: Path) -> None:
     dev_runs = "\n".join(s.get("run", "") for s in dev["jobs"]["apply"]["steps"])
     assert "tools apply --workspace dev" in dev_runs and "--execute" in dev_runs
     assert (
-        "stages=train,register,deploy,smoke" in dev_runs
+        "stages=train,register,evaluate,deploy,smoke" in dev_runs
         and "teardown" not in dev["on"]["workflow_dispatch"]["inputs"]["stages"]["default"]
     )
     promote = flows["promote.yml"]
     job = promote["jobs"]["promote"]
     assert job["environment"] == "production"
-    assert set(promote["on"]["workflow_dispatch"]["inputs"]) == {"model_name", "model_version"}
+    assert set(promote["on"]["workflow_dispatch"]["inputs"]) == {"model_name", "model_version", "override_gate"}
+    # the evaluation table reaches the run's summary before the production approval (a job without environment)
+    evaluation = promote["jobs"]["evaluation"]
+    assert "environment" not in evaluation and job["needs"] == "evaluation"
+    shown = "\n".join(s.get("run", "") for s in evaluation["steps"])
+    assert "--show-evaluation" in shown and "GITHUB_STEP_SUMMARY" in shown
     runs = "\n".join(s.get("run", "") for s in job["steps"])
     assert "tools promote --model" in runs and "--execute" in runs and "tools apply --workspace prod" in runs
+    assert "--override-gate" in runs
 
 
 def test_github_annotations_escape_their_properties() -> None:

@@ -37,7 +37,7 @@ REPORT_OUTPUT = "report"
 JOB_VAR, STATUS_VAR = "EVAL_JOB", "EVAL_STATUS"
 VERDICT_VAR, CHAMPION_VAR, GATE_VAR = "EVAL_VERDICT", "EVAL_CHAMPION", "EVAL_GATE_SHA256"
 READ_REPORT = (  # what the printed plan runs to read the verdict (apply reads it with tools.evaluate.report)
-    'import json, sys; r = json.load(open(sys.argv[1])); print(r["verdict"], r["champion"]["id"], r["gate"]["sha256"])'
+    'import json,sys; r=json.load(open(sys.argv[1])); print(r["verdict"],r["champion"]["id"],r["gate"]["sha256"])'
 )
 
 
