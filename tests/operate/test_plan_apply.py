@@ -54,7 +54,10 @@ def test_all_stages_run_in_order_and_thread_the_job_name(scratch_repo, cloud, to
                         "--path", f"azureml://jobs/{job}/outputs/trained_model", *DEV]  # fmt: skip
     creates = [" ".join(a[:2]) for a in argvs if len(a) > 2 and a[2] == "create"]
     assert creates.index("ml compute") < creates.index("ml data") < creates.index("ml job")
-    assert "ml environment" not in creates and "ml component" not in creates  # the registry pipeline runs neither
+    # the registry pipeline uses neither our environment nor a component of ours: only the evaluation does
+    assert creates.index("ml model") < creates.index("ml environment") < creates.index("ml component")
+    assert creates.count("ml job") == 2 and creates.index("ml component") < len(creates) - 1 - creates[::-1].index(
+        "ml job") < creates.index("ml online-endpoint")  # fmt: skip
     assert creates.index("ml job") < creates.index("ml model") < creates.index("ml online-endpoint")
     assert creates[-1] == "ml online-deployment" and argvs[-1][:3] == ["ml", "online-endpoint", "delete"]
     guard = ["ml", "model", "show", "--name", "phi4-ultrachat", "--version", "1", *DEV]
