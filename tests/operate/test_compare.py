@@ -1,5 +1,5 @@
 """compare.py on literal dicts: what `show` returns against what a spec says, on the spec's keys only, after the
-normalisations Azure applies (azureml-operations.md "Drift"): long ARM ids for `azureml:name:version`, enum casing,
+normalisations Azure applies (`az ml ... show -o yaml` output): long ARM ids for `azureml:name:version`, enum casing,
 upper-cased VM sizes, server-filled keys."""
 
 from __future__ import annotations

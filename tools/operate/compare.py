@@ -3,9 +3,9 @@
 ``show`` returns the service's view: server fields (`id`, `creation_context`, `provisioning_state`, `traffic`,
 filled `properties`, default `request_settings` and probes) and normalised values: ids come back as long ARM ids
 where the spec wrote `azureml:name:version`, enum values in another casing (`auth_mode: key` / `Key`), VM sizes
-upper-cased (azureml-operations.md "Drift"). So only the spec's keys are compared (a subset, recursively), after
-``normalise``. Pure functions: the reconcile step (update what differs) and `python -m tools drift` share them.
-"""
+upper-cased (learn.microsoft.com `how-to-troubleshoot-online-endpoints`; `az ml online-deployment show` output). So
+only the spec's keys are compared (a subset, recursively), after ``normalise``. Pure functions: the reconcile step
+(update what differs) and `python -m tools drift` share them."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@
   model-free  the model version a run will register must not exist: it stops before a job is submitted, with
               the line that says what to do (bump `registered_model.version`, or `--next-model-version`)
   register    `az ml model create` of the job's output; an existing version stops with the same line
-Sources: azureml-operations.md "Create, update, show" (create fails when the resource exists, Azure/azure-cli#23496;
-model versions are immutable; compute create updates scale settings).
+Sources: create fails when the resource exists (Azure/azure-cli#23496); model versions are immutable
+(learn.microsoft.com `how-to-manage-models`); compute create updates scale settings (`reference-yaml-compute-aml`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tools.operate.compare import differing_keys
 from tools.operate.steps import Step
 from tools.operate.workspace import Workspace
 
-IMMUTABLE_COMPUTE = ("size",)  # unverified against the service (azureml-operations.md): plan for it
+IMMUTABLE_COMPUTE = ("size",)  # unverified against the service (`size` is set at creation): plan for it
 
 
 def taken_line(ws: Workspace, name: str, version: str) -> str:

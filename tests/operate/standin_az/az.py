@@ -1,6 +1,6 @@
 """A stand-in for the Azure CLI (`az` + the `ml` extension) that keeps Azure ML's documented semantics, stateful
 across calls through a JSON file ($AZ_STATE). It is a test double with rules, not a recorder: every rule below
-names its source. Facts: ../shared/reference/azureml-operations.md, which cites learn.microsoft.com
+names its source. Facts: learn.microsoft.com
 `how-to-safely-rollout-online-endpoints`, `reference-yaml-deployment-managed-online`, `how-to-manage-quotas`,
 `how-to-troubleshoot-online-endpoints` and Azure/azure-cli#23496.
 
@@ -40,7 +40,7 @@ class Refused(Exception):
 
 
 def not_found(what: str) -> Refused:
-    # `show` of a missing resource exits non-zero with ResourceNotFound (azureml-operations.md "Create, update, show").
+    # `show` of a missing resource exits non-zero with ResourceNotFound (`az ml ... show`: ResourceNotFound).
     return Refused(f"ERROR: (ResourceNotFound) {what} could not be found.\nCode: ResourceNotFound")
 
 
@@ -140,7 +140,8 @@ class Cloud:
         name, version = str(data["name"]), str(data.get("version", "1"))
         versions = self.table(noun).setdefault(name, {})
         if version in versions:
-            # Versions are immutable: create of an existing name:version fails (azureml-operations.md).
+            # Versions are immutable: create of an existing name:version fails (learn.microsoft.com
+            # `how-to-manage-models`).
             raise Refused(f"ERROR: (UserError) {noun[:-1]} {name}:{version} already exists; versions are immutable")
         data["version"] = version
         data["id"] = self.arm(noun, name, version)
@@ -172,7 +173,8 @@ class Cloud:
         version = str(self.args.get("--share-with-version", found["version"]))
         models = self.state.setdefault("registries", {}).setdefault(registry, {}).setdefault("models", {})
         if version in models.setdefault(name, {}):
-            # `az ml model share` fails when the registry already holds that name and version (azureml-operations.md).
+            # `az ml model share` fails when the registry already holds that name and version (learn.microsoft.com
+            # `how-to-share-models-pipelines-across-workspaces-with-registries`).
             raise Refused(f"ERROR: (UserError) model {name}:{version} already exists in registry {registry}")
         shared = {**found, "name": name, "version": version,
                   "id": f"azureml://registries/{registry}/models/{name}/versions/{version}"}  # fmt: skip
@@ -195,7 +197,7 @@ class Cloud:
         computes = self.table("computes")
         old = computes.get(data["name"])
         # `az ml compute create -f` is the SDK's create-or-update: an existing cluster's scale settings change;
-        # size cannot (azureml-operations.md, "unverified against the service: plan for it").
+        # size cannot (unverified against the service: plan for it).
         if old is not None and str(old["size"]).lower() != str(data.get("size", "")).lower():
             raise Refused(f"ERROR: (BadRequest) the size of compute {data['name']} cannot be changed")
         data["size"] = str(data.get("size", "")).upper()  # the service returns VM sizes upper-cased
@@ -245,7 +247,7 @@ class Cloud:
         return job
 
     def register_output(self, job: dict[str, Any]) -> None:
-        # A finetuning job registers its outputs.registered_model itself (azureml-operations.md "Fine-tuning jobs").
+        # A finetuning job registers its outputs.registered_model itself (azureml-examples cli/jobs/finetuning).
         output = (job.get("outputs") or {}).get("registered_model") or {}
         name = output.get("name")
         if not name:
@@ -346,7 +348,7 @@ class Cloud:
             raise Refused(f"ERROR: (UserError) model {data.get('model')} not found")
 
     def fill(self, data: dict[str, Any]) -> None:
-        """Server fields and defaults `show` returns (azureml-operations.md "Drift")."""
+        """Server fields and defaults `show` returns (`az ml online-deployment show` output)."""
         ref = str(data.get("model", ""))
         if ref.startswith("azureml:") and not ref.startswith("azureml://"):
             name, _, version = ref[len("azureml:"):].partition(":")
@@ -414,7 +416,7 @@ def emit(data: Any, args: Args) -> None:
     output = args.get("--output", "json")
     if data is None:
         return
-    if output == "tsv":  # --query X -o tsv prints the bare value (azureml-operations.md)
+    if output == "tsv":  # --query X -o tsv prints the bare value (az CLI `--query`, JMESPath)
         if isinstance(data, dict):
             print("\t".join(str(v) for v in data.values()))
         elif isinstance(data, list):
