@@ -55,7 +55,8 @@ def greedy(finetuned_model: Path) -> Callable[[list[dict[str, str]], int], str]:
         inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
             output = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
-        return tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        text = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return text.lstrip()  # as MLflow's llm/v1/chat does (mlflow/transformers/llm_inference_utils.py)
 
     return answer
 
