@@ -13,8 +13,11 @@ import yaml
 
 from tools.core.repo import REPO_ROOT, Repo, active, select
 
-COPIED = ("workspaces", "templates", "schemas", "components", "data", "endpoints", "flows", "models", "jobs",
-          "compute", "environments")
+# What a plan reads: the values, templates and facts, the folders beside the rendered specs (code, data, flows), and
+# every folder the templates render into that the default workspace has (templates/ mirrors the output tree).
+COPIED = tuple(sorted({"workspaces", "templates", "schemas", "components", "data", "flows",
+                       *(path.name for path in (REPO_ROOT / "templates").iterdir()
+                         if path.is_dir() and (REPO_ROOT / path.name).is_dir())}))
 
 
 @pytest.fixture
