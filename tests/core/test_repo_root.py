@@ -13,9 +13,10 @@ import yaml
 
 from tools.core.repo import REPO_ROOT, Repo, active, select
 
-# What a plan reads: the values, templates and facts, the folders beside the rendered specs (code, data, flows), and
+# What a plan reads: the values, templates and facts, the folders beside the rendered specs (code, data, flows, the
+# tools/ a component ships through additional_includes), and
 # every folder the templates render into that the default workspace has (templates/ mirrors the output tree).
-COPIED = tuple(sorted({"workspaces", "templates", "schemas", "components", "data", "flows",
+COPIED = tuple(sorted({"workspaces", "templates", "schemas", "components", "data", "flows", "tools",
                        *(path.name for path in (REPO_ROOT / "templates").iterdir()
                          if path.is_dir() and (REPO_ROOT / path.name).is_dir())}))
 

@@ -22,6 +22,7 @@ from typing import Any
 from tools.core.errors import UserError
 from tools.core.offline import apply_offline_env
 from tools.core.repo import REPO_ROOT, active, kinds
+from tools.core.text import counted
 
 SAMPLE_SOURCE = "data/hub-sample"
 FINETUNE_SCRIPT = "components/finetune-sft/src/fine_tune.py"
@@ -93,7 +94,8 @@ def render_and_validate() -> Any:
             for spec in report.specs:
                 kind = spec.kind or "?"
                 rows.append((spec.display, WHAT.get(kind, kind), kinds().get(kind, {}).get("az", "")))
-        print(f"      {name}: {len(report.specs)} specs, {report.errors} errors, {report.warnings} warnings")
+        print(f"      {name}: {counted(len(report.specs), 'spec')}, {counted(report.errors, 'error')}, "
+              f"{counted(report.warnings, 'warning')}")
     if errors:
         raise UserError(f"validation found {errors} errors (see above)")
     width = max(len(r[0]) for r in rows)

@@ -26,6 +26,7 @@ from typing import Any
 from tools.core.errors import CloudRefused, UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
+from tools.core.text import counted
 from tools.operate import bootstrap, evaluation, jobs, reconcile, rollout
 from tools.operate.az import Az, run_log_path
 from tools.operate.options import add_plan_arguments, plan_from_args
@@ -38,7 +39,6 @@ from tools.operate.steps import (
     SAMPLE_REQUEST_HINT,
     VARIABLE,
     Step,
-    counted,
     format_plan,
     free_variables,
     shell_command,

@@ -15,13 +15,13 @@ import sys
 from typing import Any
 
 from tools.core.repo import active
+from tools.core.text import counted
 from tools.operate import commands
 from tools.operate.az import Az
 from tools.operate.compare import diff_text
 from tools.operate.options import add_workspace_arguments, workspace_from_args
 from tools.operate.rollout import AzureEndpoint
 from tools.operate.stages import show_of
-from tools.operate.steps import counted
 from tools.operate.workspace import RenderedSpec, Workspace
 
 COMPARED = ("amlCompute", "managedOnlineEndpoint")

@@ -29,6 +29,7 @@ from ruamel.yaml.comments import CommentedMap
 from tools.core.errors import CloudRefused, UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
+from tools.core.text import counted
 from tools.evaluate.report import markdown
 from tools.operate import commands, evaluation
 from tools.operate.az import Az, run_log_path
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     _, errors = validate_rendered(after, root, args.layers.upper())
     if errors:
         print(to_text(errors), file=sys.stderr)
-        print(f"promote: {args.target} does not validate ({len(errors)} errors)", file=sys.stderr)
+        print(f"promote: {args.target} does not validate ({counted(len(errors), 'error')})", file=sys.stderr)
         return 1
     policy = target.get("policy", "default")
     print(

@@ -32,11 +32,6 @@ CONTINUED = "    "  # indentation of a command's continuation lines
 COMMENT_CONTINUED = "#     "  # the prefix of a comment's continuation lines
 
 
-def counted(number: int, noun: str) -> str:
-    """``1 step``, ``2 steps`` (nouns here take a plain -s)."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 @dataclass(frozen=True)
 class Step:
     """One step of a plan. ``argv`` may hold ``${VAR}`` references to values captured by earlier steps."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
+from tools.core.text import counted
 from tools.core.yamlio import plain
 from tools.render.engine import RenderedWorkspace, check_rendered, render
 from tools.render.values import DEFAULT_WORKSPACE
@@ -84,7 +85,8 @@ def load_workspace(name: str, root: Path, layers: str = "ABCD", rendered: Render
     if errors:
         print(to_text(errors), file=sys.stderr)
         raise UserError(
-            f"{name}: {len(errors)} validation errors; refusing to plan (python -m tools validate --workspace {name})"
+            f"{name}: {counted(len(errors), 'validation error')}; refusing to plan "
+            f"(python -m tools validate --workspace {name})"
         )
     specs = tuple(
         RenderedSpec(Path(os.path.relpath(spec.path, root)).as_posix(), spec.kind or "", plain(spec.data) or {})

@@ -17,6 +17,7 @@ from typing import Any
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import Repo, active
+from tools.core.text import counted
 from tools.render.derived import build_context, yaml_scalar
 from tools.render.values import DEFAULT_WORKSPACE, Values, load_values, workspace_names
 
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         changed = rendered.write()
         where = os.path.relpath(out_dir, Path.cwd())
         detail = ", ".join(os.path.relpath(path, out_dir) for path in changed) if changed else "none"
-        print(f"{name}: {len(files)} files in {where}; changed: {detail}")
+        print(f"{name}: {counted(len(files), 'file')} in {where}; changed: {detail}")
     if failures:
         for line in failures:
             print(line)

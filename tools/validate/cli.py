@@ -20,6 +20,7 @@ from pathlib import Path
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import is_spec_text
+from tools.core.text import counted
 from tools.render.engine import RenderedWorkspace, render
 from tools.render.values import workspace_names
 from tools.validate.document import Spec, parse_spec
@@ -165,9 +166,10 @@ def run(args: argparse.Namespace) -> int:
     errors = sum(f.severity == ERROR for f in findings)
     internal = sum(f.rule == INTERNAL for f in findings)
     count = {status: sum(s.status == status for s in statuses) for status in ("valid", "invalid", "skipped")}
-    scope = ", ".join(f"{name} ({len(report.specs)})" for name, report in reports)
-    print(f"Summary: {len(files)} files ({scope}) - Valid: {count['valid']}, Invalid: {count['invalid']}, "
-          f"Skipped: {count['skipped']}; {errors} errors, {len(findings) - errors} warnings, {internal} internal "
+    scope = ", ".join(f"{name}: {len(report.specs)}" for name, report in reports)
+    print(f"Summary: {counted(len(files), 'file')} ({scope}) - Valid: {count['valid']}, Invalid: {count['invalid']}, "
+          f"Skipped: {count['skipped']}; {counted(errors, 'error')}, {counted(len(findings) - errors, 'warning')}, "
+          f"{internal} internal "
           f"[layers {layers}]", file=sys.stderr)  # fmt: skip
     if internal:
         return EXIT_INTERNAL

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.core.repo import kinds
+from tools.core.text import counted
 from tools.validate.casing import to_sdk_spelling
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR, INTERNAL, WARNING, Finding
@@ -46,8 +47,8 @@ class FileStatus:
     def text(self) -> str:
         if self.status == SKIPPED:
             return f"{self.path} - skipped: {self.reason}"
-        counts = f", {self.errors} errors" if self.errors else ""
-        counts += f", {self.warnings} warnings" if self.warnings else ""
+        counts = f", {counted(self.errors, 'error')}" if self.errors else ""
+        counts += f", {counted(self.warnings, 'warning')}" if self.warnings else ""
         return f"{self.path} - {self.kind or 'unknown kind'} is {self.status}{counts}"
 
     def as_dict(self) -> dict[str, object]:
