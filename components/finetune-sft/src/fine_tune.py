@@ -2,7 +2,9 @@
 
 Input rows are ultrachat-style JSONL: ``{"prompt": ..., "prompt_id": ..., "messages": [{"role", "content"}, ...]}``
 (only ``messages`` is used). The model's chat template is applied to ``messages``, sequences are packed
-(best-fit, padding-free) up to ``--max-length`` tokens, and the model is trained fully or with LoRA. LoRA adapters
+(best-fit, padding-free; a conversation longer than ``--max-length`` is split, not cut: the log says how many tokens
+were truncated, 0 by default), the loss is on the assistant turns where the template can mark them, the attention
+is the fastest really available (one log line says which), and the model is trained fully or with LoRA. LoRA adapters
 are merged into the base weights before the MLflow save, and the saved weights are checked against the merged
 model. Train/eval metrics go to MLflow when ``MLFLOW_TRACKING_URI`` is set (inside Azure ML the job's run is
 already active); progress is printed either way.
@@ -1149,6 +1151,8 @@ def train(
     if not sys.stderr.isatty():
         transformers.utils.logging.disable_progress_bar()
     logging.getLogger("mlflow.transformers").setLevel(logging.ERROR)  # model card / licence lookups: noise
+    # AZURE_SERVING_PACKAGES are pinned for Azure's serving image, not installed here: MLflow's warning is noise
+    logging.getLogger("mlflow.utils.requirements_utils").setLevel(logging.ERROR)
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
 
