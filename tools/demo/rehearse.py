@@ -28,7 +28,7 @@ from tools.core.repo import REPO_ROOT
 STANDIN = REPO_ROOT / "tests" / "operate" / "standin_az" / "az.py"
 # what stays behind when the checkout is copied (code, tests, build output, local state); the rest is what the
 # tools read from a --root
-LEFT_BEHIND = frozenset({".git", ".venv", ".lockvenv", "tools", "tests", "benchmarks", "docs", "build", ".runs",
+LEFT_BEHIND = frozenset({".git", ".venv", ".lockvenv", "tests", "benchmarks", "docs", "build", ".runs",
                          ".pytest_cache", ".ruff_cache", "node_modules", "__pycache__", "prepared"})  # fmt: skip
 GIT_IDENTITY = ("-c", "user.name=rehearsal", "-c", "user.email=rehearsal@example.invalid")
 OUTPUT_LINES = 40  # the most lines shown per command (the rest is in the scratch folder's log)
@@ -49,40 +49,44 @@ def git(*argv: str) -> Command:
 
 
 def story(layers: str, model: str, version: int) -> list[tuple[str, list[Command]]]:
-    """The README's steps as commands (the README section "From clone to production"), for the values' registered
-    model ``model`` whose first training run registers ``version``."""
+    """The README's steps as commands (its section "From clone to production", which tests/newcomer holds to this
+    list), then what comes after: a second version, a revert, drift and teardown. ``model`` is the values'
+    registered model, whose first training run registers ``version``. Beyond the README's commands the rehearsal
+    adds only ``--layers`` (speed) and ``git commit --allow-empty -q`` (the scratch prod may already name it)."""
     fast = ("--layers", layers)
     dev, prod = ("--workspace", "dev"), ("--workspace", "prod")
     return [
         ("1. Point it at Azure: here the stand-in, so the workspaces keep their example ids, `az login` is not "
          "needed, and `make check` is the checkout's own (every apply below validates the scratch copy first)",
          []),
-        ("2. Bootstrap dev once: review the plan, then apply it",
-         [tools("plan", *dev, "--stage", "bootstrap"), tools("apply", *dev, *fast, "--stage", "bootstrap",
-                                                                "--execute")]),
-        ("3. First training run: compute, environments, components, data, submit, stream, register",
-         [tools("apply", *dev, *fast, "--stage", "train,register", "--execute")]),
+        ("2. Bootstrap: review dev's plan, apply it (registry, dev workspace, network, identity, roles), then prod",
+         [tools("plan", *dev, "--stage", "bootstrap", *fast),
+          tools("apply", *dev, "--stage", "bootstrap", "--execute", *fast),
+          tools("apply", *prod, "--stage", "bootstrap", "--execute", *fast)]),
+        ("3. First training run, judged: compute, environments, components, data, submit, stream, register, "
+         "evaluate against the champion and tag the version with its verdict",
+         [tools("apply", *dev, "--stage", "train,register,evaluate", "--execute", *fast)]),
         ("4. Deploy and smoke-test dev; running it again changes nothing",
-         [tools("apply", *dev, *fast, "--stage", "deploy,smoke", "--execute"),
-          tools("apply", *dev, *fast, "--stage", "deploy,smoke", "--execute")]),
-        (f"5. Promote v{version} to prod through the registry, commit, deploy prod",
-         [tools("promote", "--model", f"{model}:{version}", "--from", "dev", "--to", "prod", *fast, "--execute"),
-          git("commit", "-q", "--allow-empty", "-am", f"Promote {model}:{version} to prod"),
-          tools("apply", *prod, *fast, "--stage", "deploy,smoke", "--execute")]),
-        ("6. A second training run (the next free model version), then promote "
+         [tools("apply", *dev, "--stage", "deploy,smoke", "--execute", *fast),
+          tools("apply", *dev, "--stage", "deploy,smoke", "--execute", *fast)]),
+        (f"5. Promote v{version} (its verdict passed) to prod through the registry, commit, deploy prod",
+         [tools("promote", "--model", f"{model}:{version}", "--from", "dev", "--to", "prod", "--execute", *fast),
+          git("commit", "-am", f"Promote {model}:{version} to prod", "--allow-empty", "-q"),
+          tools("apply", *prod, "--stage", "deploy,smoke", "--execute", *fast)]),
+        ("6. A second training run (the next free model version), judged, then promote "
          f"v{version + 1}: a blue/green rollout",
-         [tools("apply", *dev, *fast, "--stage", "train,register", "--execute", "--next-model-version"),
-          git("commit", "-q", "--allow-empty", "-am", "Train the next model version"),
-          tools("promote", "--model", f"{model}:{version + 1}", "--from", "dev", "--to", "prod", *fast, "--execute"),
-          git("commit", "-q", "--allow-empty", "-am", f"Promote {model}:{version + 1} to prod"),
-          tools("apply", *prod, *fast, "--stage", "deploy,smoke", "--execute")]),
+         [tools("apply", *dev, "--stage", "train,register,evaluate", "--execute", "--next-model-version", *fast),
+          git("commit", "-am", "Train the next model version", "--allow-empty", "-q"),
+          tools("promote", "--model", f"{model}:{version + 1}", "--from", "dev", "--to", "prod", "--execute", *fast),
+          git("commit", "-am", f"Promote {model}:{version + 1} to prod", "--allow-empty", "-q"),
+          tools("apply", *prod, "--stage", "deploy,smoke", "--execute", *fast)]),
         ("7. Roll back the GitOps way: revert the promotion commit, apply prod",
          [git("revert", "--no-edit", "HEAD"),
-          tools("apply", *prod, *fast, "--stage", "deploy,smoke", "--execute")]),
+          tools("apply", *prod, "--stage", "deploy,smoke", "--execute", *fast)]),
         ("8. Check prod for drift (the cluster and data assets were never created in prod: exit 1 names them)",
          [tools("drift", *prod, *fast, expect=1)]),
         ("9. Tear dev down (endpoints bill while they exist)",
-         [tools("apply", *dev, *fast, "--stage", "teardown", "--execute", "--yes")]),
+         [tools("apply", *dev, "--stage", "teardown", "--execute", "--yes", *fast)]),
     ]  # fmt: skip
 
 
