@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 from tools.core.errors import UserError
 from tools.core.files import atomic_write_text
 from tools.core.repo import active
+from tools.core.text import counted
 from tools.core.yamlio import YamlProblem, load_file, plain
 from tools.validate.casing import CASING_KEY, classify
 from tools.validate.sdk import import_sdk
@@ -422,15 +423,20 @@ def check(output_dir: Path | None = None, kinds_file: Path | None = None) -> lis
     return problems
 
 
-def write_all(output_dir: Path | None = None, kinds_file: Path | None = None) -> list[Path]:
-    """Export every kind into ``output_dir`` atomically; return the paths written."""
+def write_all(output_dir: Path | None = None, kinds_file: Path | None = None) -> tuple[list[Path], int]:
+    """Export every kind into ``output_dir`` atomically, leaving a file whose text is already right untouched;
+    return (the paths written, how many were unchanged)."""
     output_dir = output_dir or active().json_schema_dir
     written = []
+    unchanged = 0
     for name, text in export_all(kinds_file).items():
         path = output_dir / name
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            unchanged += 1
+            continue
         atomic_write_text(path, text)
         written.append(path)
-    return written
+    return written, unchanged
 
 
 def _display(path: Path) -> str:
@@ -453,6 +459,8 @@ def run(args: argparse.Namespace) -> int:
         for line in problems:
             print(line)
         return 1 if problems else 0
-    for path in write_all():
+    written, unchanged = write_all()
+    for path in written:
         print(f"wrote {_display(path)}", file=sys.stderr)
+    print(f"schemas export: {counted(len(written), 'file')} written, {unchanged} unchanged", file=sys.stderr)
     return 0
