@@ -17,7 +17,9 @@ help:            ## list the targets
 $(STAMP): requirements/torch.txt requirements/lock.txt pyproject.toml
 	@echo "== .venv: installing the pinned packages (torch's CPU wheel, then requirements/lock.txt): a few minutes"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check -r requirements/torch.txt
+	# torch alone from its CPU index (its dependencies are pinned in the lock, installed next); one retry, so a machine
+	# that finds the wheel locally does not wait on an unreachable index for every dependency
+	$(PIP) install -q --disable-pip-version-check --no-deps --retries 1 -r requirements/torch.txt
 	$(PIP) install -q --disable-pip-version-check -r requirements/lock.txt
 	$(PIP) install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
