@@ -13,7 +13,6 @@ the mean loss on all tokens. Lower is better; the table prints both.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,20 +21,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FINE_TUNE = REPO_ROOT / "components" / "finetune-sft" / "src" / "fine_tune.py"
+from tools.core.repo import REPO_ROOT, active
+from tools.core.scripts import load_script
+
+FINE_TUNE = active().sft_script
 DATA = REPO_ROOT / "data" / "sample"
 DEMO_ARGS = ("--learning-rate", "1e-2", "--warmup", "0.05", "--max-length", "256", "--per-device-train-batch-size",
              "8", "--gradient-accumulation-steps", "1", "--no-lora", "--logging-steps", "25", "--seed", "0")
 
 
 def load_fine_tune() -> Any:
-    spec = importlib.util.spec_from_file_location("fine_tune", FINE_TUNE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FINE_TUNE, "fine_tune")
 
 
 def train(base: Path, work: Path, steps: int, assistant_only: bool) -> Path:

@@ -23,7 +23,6 @@ tokens per dialogue (Ding et al. 2023, arXiv 2305.14233, Table 5) and sigma 0.5,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -34,20 +33,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FINE_TUNE = REPO_ROOT / "components" / "finetune-sft" / "src" / "fine_tune.py"
+from tools.core.repo import active
+from tools.core.scripts import load_script
+
+FINE_TUNE = active().sft_script
 MEAN_TOKENS = 1467  # ultrachat: tokens per dialogue (Ding et al. 2023, Table 5)
 SIGMA = 0.5
 FLEX_BLOCK = 128  # flex_attention's default block size (torch.nn.attention.flex_attention)
 
 
 def load_fine_tune() -> Any:
-    spec = importlib.util.spec_from_file_location("fine_tune", FINE_TUNE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FINE_TUNE, "fine_tune")
 
 
 def ultrachat_lengths(n: int, seed: int, cap: int = 16384) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -18,9 +17,10 @@ from types import ModuleType
 
 import pytest
 
-from tools.core.repo import REPO_ROOT  # noqa: E402 - one source for the root
+from tools.core.repo import REPO_ROOT, Repo  # one source for the root and the script's path
+from tools.core.scripts import load_script
 
-FINE_TUNE = REPO_ROOT / "components" / "finetune-sft" / "src" / "fine_tune.py"
+FINE_TUNE = Repo(REPO_ROOT).sft_script
 TOPICS = ("the sea", "bread", "Paris", "computers", "music", "rivers", "the sky", "python")
 
 
@@ -98,12 +98,7 @@ def run_fine_tune(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Run
 
 @pytest.fixture(scope="session")
 def fine_tune_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fine_tune_under_test", FINE_TUNE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FINE_TUNE, "fine_tune_under_test")
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,11 @@ class Repo:
         """The Prompt flow chat that calls the endpoint."""
         return self.root / "flows" / "chat"
 
+    @property
+    def sft_script(self) -> Path:
+        """Our SFT component's self-contained training script."""
+        return self.root / "components" / "finetune-sft" / "src" / "fine_tune.py"
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the root when it is below it, else as given (for one-line messages)."""
         try:
