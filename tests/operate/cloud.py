@@ -2,7 +2,8 @@
 that logs every call's argv and exit code. Assertions about Azure's state go through `az` itself (`show`, `list`,
 `--query -o tsv`), so an independent stand-in with the same documented semantics passes the same tests; only the
 test controls (``fail_invokes``, ``fail_live_invokes``, ``fail_deployments``, ``job_outcomes``, ``usage``,
-``ml_usage_missing``) know the stand-in's state file.
+``ml_usage_missing``, ``scoring_faults``) and ``serve_scoring`` (the loopback server that answers the endpoints'
+scoring URIs: tests/operate/standin_az/scoring.py) know the stand-in's state file.
 Set AZ_STANDIN to another stand-in's executable to run the story against it (its controls: same state keys)."""
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.operate.standin_az.scoring import ScoringServer
 
 STANDIN = Path(__file__).resolve().parent / "standin_az" / "az.py"
 RECORDER = '''#!{python}
@@ -57,6 +60,20 @@ class Cloud:
     def eval_verdicts(self, *verdicts: str) -> None:
         """The verdicts the next evaluation jobs' reports carry, in submission order (then pass)."""
         self._control("eval_verdicts", list(verdicts))
+
+    def serve_scoring(self) -> ScoringServer:
+        """Start the loopback scoring server; endpoints created from now on get its URI. The caller stops it."""
+        server = ScoringServer(self.state).start()
+        self._control("scoring_base", server.base)
+        return server
+
+    def scoring_faults(self, deployment: str, delay_s: float = 0.0, fail_every: int = 0) -> None:
+        """Scoring through the URI answers ``deployment`` after ``delay_s`` and fails every ``fail_every``-th
+        request (its `az ml online-endpoint invoke` still answers: the smoke test passes)."""
+        state = json.loads(self.state.read_text()) if self.state.is_file() else {}
+        faults = state.setdefault("control", {}).setdefault("scoring_faults", {})
+        faults[deployment] = {"delay_s": delay_s, "fail_every": fail_every}
+        self.state.write_text(json.dumps(state))
 
     def fail_deployments(self, *deployments: str) -> None:
         self._control("failing_deployments", list(deployments))

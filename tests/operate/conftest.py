@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,12 +17,17 @@ from tools.core.repo import REPO_ROOT  # noqa: E402 - one source for the root
 
 COPIED = ("workspaces", "schemas", "templates", "data/sample", "components", "environments")
 @pytest.fixture()
-def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:
-    """A fresh, empty Azure behind the semantic stand-in `az`, first on PATH for this test."""
+def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """A fresh, empty Azure behind the semantic stand-in `az`, first on PATH for this test; its endpoints' scoring
+    URIs answer on 127.0.0.1 (the loopback scoring server, stopped after the test)."""
     handle = Cloud(tmp_path / "cloud")
     for key, value in handle.env().items():
         monkeypatch.setenv(key, value)
-    return handle
+    server = handle.serve_scoring()
+    try:
+        yield handle
+    finally:
+        server.stop()
 
 
 def copy_repo(dest: Path) -> Path:

@@ -81,9 +81,9 @@ class Az:
         self._log.write(f"# exit {result.code}\n")
         self._log.flush()
 
-    def call(self, argv: list[str] | tuple[str, ...]) -> Result:
-        """Run and capture everything (recorded in the log)."""
-        done = subprocess.run(list(argv), cwd=self.cwd, check=False, capture_output=True, text=True)
+    def call(self, argv: list[str] | tuple[str, ...], env: dict[str, str] | None = None) -> Result:
+        """Run and capture everything (recorded in the log); ``env``: the whole environment (default: ours)."""
+        done = subprocess.run(list(argv), cwd=self.cwd, check=False, capture_output=True, text=True, env=env)
         result = Result(done.returncode, done.stdout, done.stderr)
         self._record(argv, result)
         return result

@@ -3,10 +3,11 @@
   no live deployment   the deployment takes all traffic at once (`create --all-traffic`): a new endpoint
   a live deployment    the documented safe rollout (learn.microsoft.com `how-to-safely-rollout-online-endpoints`):
                        create the other colour beside it at 0 %, check `provisioning_state` is Succeeded, invoke it
-                       directly (`--deployment-name`), optionally mirror a share of live traffic to it and clear the
-                       mirror (mirror and live traffic on one deployment are refused), shift live traffic in the
-                       values' steps with a smoke test between, then delete the old deployment or keep it at 0 %
-                       (`rollout.keep_old`)
+                       directly (`--deployment-name`), optionally check it against the live one on the first
+                       gate rows (`rollout.online_check`, ``tools.operate.online``), optionally mirror a share of
+                       live traffic to it and clear the mirror (mirror and live traffic on one deployment are
+                       refused), shift live traffic in the values' steps with a smoke test between, then delete the
+                       old deployment or keep it at 0 % (`rollout.keep_old`)
 ``moves`` is the one source of that sequence: ``script`` prints it with ``${LIVE}`` / ``${NEW}`` for the names the
 shell finds out, ``tools.operate.rollout`` runs it with the names it read from Azure (and restores traffic on a
 failure). ``partner`` is the one source of the colour a new deployment takes. Pure.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tools.operate import commands
+from tools.operate import commands, online
 from tools.operate.commands import Argv
 from tools.operate.steps import shell_command
 
@@ -41,8 +42,9 @@ class RolloutTarget:
     endpoint: str
     scope: tuple[str, ...]
     sets: tuple[str, ...]  # `--set model=...` words (a finetuning job's registered model), or none
-    rollout: dict[str, Any]
+    rollout: dict[str, Any]  # ``Workspace.rollout``: online_check.data resolved to a local file
     request_file: str
+    workspace: str = "dev"  # the values' name (the online check's decoding settings)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Move:
     what: str
     argv: Argv
     note: str = ""
+    # what: ... check (the online check of the new deployment against the live one; ``tools.operate.online``)
 
 
 def invoke(target: RolloutTarget, deployment: str | None) -> Argv:
@@ -72,6 +75,9 @@ def moves(target: RolloutTarget, live: str, new: str) -> list[Move]:
         Move("wait", commands.deployment_state(new, endpoint, scope)),
         Move("invoke", invoke(target, new)),
     ]
+    check = target.rollout.get("online_check") or {}
+    if online.enabled(target.rollout):
+        out.append(Move("check", online.argv(endpoint, scope, target.workspace, check, live, new), online.note(check)))
     mirror = int(target.rollout.get("mirror") or 0)
     if mirror:
         out += [

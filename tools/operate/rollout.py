@@ -5,7 +5,8 @@ The documented safe rollout (learn.microsoft.com `how-to-safely-rollout-online-e
   1. keep the live deployment; create the new one beside it *without* `--all-traffic` (it starts at 0 %), named
      with the other colour (blue <-> green),
   2. wait until `provisioning_state` is Succeeded,
-  3. invoke it directly (`invoke --deployment-name`),
+  3. invoke it directly (`invoke --deployment-name`), then, with `rollout.online_check.enabled`, send the first K
+     gate rows to it and to the live deployment and stop when it is worse (``tools.operate.online``),
   4. optionally mirror a share of live traffic to it (`--mirror-traffic`, at most 50 %, cleared before it takes
      live traffic: both on one deployment are refused),
   5. shift live traffic in the steps of `rollout.steps` (integers adding up to 100), a smoke test between,
@@ -24,7 +25,7 @@ from typing import Any
 
 from tools.core.errors import CloudRefused, UserError
 from tools.core.repo import active
-from tools.operate import bluegreen, commands, quota
+from tools.operate import bluegreen, commands, online, quota
 from tools.operate.az import Az
 from tools.operate.bluegreen import RolloutTarget, partner
 from tools.operate.compare import differing_keys
@@ -95,6 +96,7 @@ def target_of(ws: Workspace, step: Step) -> RolloutTarget:
     return RolloutTarget(
         spec_path=str(step.spec), spec_name=str(step.data["name"]), endpoint=str(step.data["endpoint_name"]),
         scope=tuple(ws.scope()), sets=commands.set_words(step.sets), rollout=ws.rollout, request_file=SAMPLE_REQUEST,
+        workspace=ws.values_name,
     )  # fmt: skip
 
 
@@ -146,6 +148,10 @@ def blue_green(
     if not (active().root / SAMPLE_REQUEST).is_file():
         raise UserError(f"step {step.name}: {SAMPLE_REQUEST} does not exist (write it with: {SAMPLE_REQUEST_HINT}); "
                         "a rollout smoke-tests the new deployment before it takes traffic")  # fmt: skip
+    check = target.rollout.get("online_check") or {}
+    if online.enabled(target.rollout) and not (active().root / str(check["data"])).is_file():
+        raise UserError(f"step {step.name}: rollout.online_check.data {check['data']} does not exist (a local JSONL "
+                        "of gate rows: python -m tools data prepare writes one)")  # fmt: skip
     new = partner(old, target.spec_name)
     print(f"    blue/green: {old} is live; {', '.join(differs)} differ: rolling out {new} beside it", flush=True)
     if new in existing:  # a deployment at 0 % left by an earlier rollout (keep_old or a failed attempt)
@@ -161,6 +167,8 @@ def blue_green(
                 _create(az, ws, step, move.argv, new)
             elif move.what == "wait":
                 endpoint.wait_succeeded(move.argv, new)
+            elif move.what == "check":
+                online.run(az, move.argv, endpoint.name, target.scope, old, new)
             else:
                 az.run(move.argv, _what(move, endpoint.name, new))
             shifted = shifted or move.what == "traffic"
@@ -168,6 +176,8 @@ def blue_green(
     except (CloudRefused, UserError) as error:
         _restore(az, target, old, new, shifted, mirrored)
         _print_logs(target, new)
+        if str(error).startswith(online.REFUSED_BY):  # nothing moved: it says so, and how to remove the new one
+            raise CloudRefused(f"rollout of {new} on {endpoint.name} stopped: {error}") from None
         raise CloudRefused(f"rollout of {new} on {endpoint.name} failed ({error}); all traffic is on {old}") from None
     if len(before_delete) == len(planned):
         return f"rolled out {new}: all traffic on {new}; {old} kept at 0 % (python -m tools rollback)"

@@ -328,7 +328,7 @@ def deploy_steps(ws: Workspace, job: str | None = None) -> list[Step]:
         model = sets[0].split("=", 1)[1] if sets else spec.data.get("model")
         target = bluegreen.RolloutTarget(
             spec_path=spec.path, spec_name=deployment, endpoint=on, scope=tuple(ws.scope()),
-            sets=commands.set_words(sets), rollout=ws.rollout, request_file=SAMPLE_REQUEST,
+            sets=commands.set_words(sets), rollout=ws.rollout, request_file=SAMPLE_REQUEST, workspace=ws.values_name,
         )  # fmt: skip
         steps.append(Step(f"deploy.deployment-{deployment}", "deploy", bluegreen.first_deployment(target, deployment),
                           f"deployment of {model} on {on}", action="rollout",

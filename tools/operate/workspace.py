@@ -55,7 +55,19 @@ class Workspace:
 
     @property
     def rollout(self) -> dict[str, Any]:
-        return dict(self.values.get("rollout") or {"steps": [100], "keep_old": False, "mirror": 0})
+        """The rollout values; ``online_check.data`` resolved (null: ``data.gate.path``, which must be local)."""
+        rollout = dict(self.values.get("rollout") or {"steps": [100], "keep_old": False, "mirror": 0})
+        check = dict(rollout.get("online_check") or {})
+        if check.get("enabled"):
+            if not check.get("data"):
+                gate = str(((self.values.get("data") or {}).get("gate") or {}).get("path") or "")
+                if not gate or "://" in gate or gate.startswith("azureml:"):
+                    raise UserError(f"workspaces/{self.values_name}.yaml: rollout.online_check.data: null takes "
+                                    f"data.gate.path, which is {gate or 'not set'}: expected a local JSONL of gate "
+                                    "rows (the check runs where apply runs); name one")  # fmt: skip
+                check["data"] = gate
+            rollout["online_check"] = check
+        return rollout
 
 
 def validate_rendered(rendered: RenderedWorkspace, root: Path, layers: str = "ABCD") -> tuple[list[Any], list[Any]]:

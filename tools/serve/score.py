@@ -119,6 +119,7 @@ def resolve_endpoint(
     endpoint: str | None = None,
     resource_group: str | None = None,
     workspace: str | None = None,
+    subscription: str | None = None,
 ) -> tuple[str, str | None]:
     """Return (scoring URI, key or None) from flags, the environment, or `az` at run time."""
     scope: list[str] = []
@@ -126,6 +127,8 @@ def resolve_endpoint(
         scope += ["-g", resource_group]
     if workspace:
         scope += ["-w", workspace]
+    if subscription:
+        scope += ["--subscription", subscription]
     url = endpoint_url or os.environ.get(ENDPOINT_URL_ENV)
     if not url:
         if not endpoint:

@@ -12,6 +12,9 @@ Test controls live under state["control"] (set through tests/operate/cloud.py, n
   failing_deployments deployment names whose provisioning ends Failed
   usage               {family: {"current": n, "limit": m}} for `az ml compute list-usage` / `az vm list-usage`
   ml_usage_missing    true: `az ml compute list-usage` is not a command (an `ml` extension without it)
+  scoring_base        http://127.0.0.1:PORT of the loopback scoring server (tests/operate/standin_az/scoring.py)
+                      that answers the endpoints created after it is set; without it a scoring URI reaches nothing
+  scoring_faults      what that server does per deployment (slow answers, failed requests): scoring.py
 Job outcomes and other bookkeeping stay under "control" too, so that `show` prints only what Azure would.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import ground  # the platform half (tests/operate/standin_az/ground.py), beside this script
+import scoring  # the data plane: the endpoints' keys and scoring URIs (tests/operate/standin_az/scoring.py)
 import verdicts  # model tags and evaluation jobs (tests/operate/standin_az/verdicts.py)
 import yaml
 from query import query  # the JMESPath subset of --query (tests/operate/standin_az/query.py)
@@ -280,7 +284,7 @@ class Cloud:
         data["auth_mode"] = str(data.get("auth_mode", "key")).capitalize()  # enum casing as the service returns it
         data.update(traffic={}, mirror_traffic={}, provisioning_state="Succeeded",
                     id=self.arm("onlineEndpoints", data["name"]),
-                    scoring_uri=f"https://{data['name']}.eastus2.inference.ml.azure.com/score")
+                    scoring_uri=scoring.scoring_uri(self.control.get("scoring_base"), data["name"]))
         self.table("endpoints")[data["name"]] = data
         return data
 

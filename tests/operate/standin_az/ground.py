@@ -23,17 +23,18 @@ Rules and their sources:
                /subscriptions/<id>[/resourceGroups/<rg>[/providers/<resource>]] (learn.microsoft.com/azure/
                role-based-access-control/scope-overview); a resource scope must exist
   credentials  `az ml online-endpoint get-credentials`: primaryKey/secondaryKey for key, accessToken and
-               expiryTimeUtc for aml_token and aad_token (how-to-authenticate-online-endpoint); never stored
+               expiryTimeUtc for aml_token and aad_token (how-to-authenticate-online-endpoint); never stored: derived
+               from the endpoint's id (scoring.py), so the loopback scoring server checks them
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from pathlib import Path
 from typing import Any
 
+import scoring  # the data plane's credentials (tests/operate/standin_az/scoring.py), beside this script
 import yaml
 
 NOT_MINE = object()
@@ -319,11 +320,7 @@ class Ground:
     # endpoint credentials ---------------------------------------------------------------------------------------
     def credentials(self) -> dict[str, Any]:
         endpoint = self.cloud.endpoint(self.args.need("--name"))
-        mode = str(endpoint.get("auth_mode", "key")).lower()
-        if mode == "key":
-            return {"primaryKey": secrets.token_urlsafe(24), "secondaryKey": secrets.token_urlsafe(24)}
-        return {"accessToken": "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(32), "tokenType": "Bearer",
-                "expiryTimeUtc": 4102444800}  # fmt: skip
+        return scoring.credentials(str(endpoint["id"]), str(endpoint.get("auth_mode", "key")))
 
 
 def dispatch(cloud: Any, words: list[str], refused: type[Exception], not_found: Any) -> Any:
