@@ -12,6 +12,9 @@ printed (``--dir`` chooses it). Exit 0 when every step did what the story says, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import json
 import os
 import shlex
 import shutil
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +134,26 @@ def show(text: str, log_hint: str) -> None:
         print(f"    ... {len(lines) - OUTPUT_LINES} more lines in {log_hint}")
 
 
+def start_scoring(state: Path):  # noqa: ANN201 - the stand-in's ScoringServer, loaded from its file
+    """The stand-in's data plane (tests/operate/standin_az/scoring.py): a loopback server that answers its endpoints'
+    scoring URIs (a prod rollout's online check calls them); the endpoints created from now on get its URI."""
+    spec = importlib.util.spec_from_file_location("standin_scoring", STANDIN.parent / "scoring.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = module.ScoringServer(state).start()
+    state.write_text(json.dumps({"control": {"scoring_base": server.base}}))
+    return server
+
+
+@contextlib.contextmanager
+def scoring_stopped(server) -> Iterator[None]:  # noqa: ANN001
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a new temporary folder)")
     parser.add_argument("--layers", default="ACD",
@@ -150,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
 
     registered = load_values("dev", repo).data["registered_model"]
     start = time.monotonic()
-    with log_path.open("w", encoding="utf-8") as log:
+    scoring = start_scoring(Path(env["AZ_STATE"]))
+    with scoring_stopped(scoring), log_path.open("w", encoding="utf-8") as log:
         for title, commands in story(args.layers, str(registered["name"]), int(registered["version"])):
             print(f"== {title}")
             for command in commands:

@@ -67,6 +67,8 @@ def run(az: Az, argv_: Argv, endpoint: str, scope: tuple[str, ...], live: str, n
     runnable = (sys.executable, *argv_[1:]) if argv_[0] == "python" else argv_
     result = az.call(runnable, env=env)
     if result.code == 0:
+        print(f"    online check: {new} is not worse than {live} (error rate, latency; report in {OUT}/{endpoint})",
+              flush=True)  # fmt: skip
         return
     refused = [line.removeprefix(REFUSED) for line in result.stderr.splitlines() if line.startswith(REFUSED)]
     why = "; ".join(refused) if refused else (result.said() or f"exit {result.code}")
