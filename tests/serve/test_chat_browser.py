@@ -264,6 +264,7 @@ def test_workspace_endpoint_comes_from_az_and_never_a_file(stub: StubEndpoint, f
         f'echo "$*" >> {calls}\n'
         'case "$*" in\n'
         f'  *"online-endpoint show"*"--query scoring_uri"*) echo "{stub.url}" ;;\n'
+        '  *"online-endpoint show"*"--query auth_mode"*) echo key ;;\n'
         '  *"online-endpoint get-credentials"*"--query primaryKey"*) echo "$STAND_IN_KEY" ;;\n'
         '  *) echo "unexpected: $*" >&2; exit 1 ;;\n'
         "esac\n"
