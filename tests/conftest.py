@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tools.core.offline import apply_offline_env
-from tools.core.repo import REPO_ROOT
+from tools.core.repo import REPO_ROOT, select
 
 apply_offline_env()
 
@@ -93,6 +93,14 @@ def _isolated_homes(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("homes")
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
     os.environ.setdefault("PF_HOME_DIRECTORY", str(home / "promptflow"))
+
+
+@pytest.fixture(autouse=True)
+def _the_checkout_stays_the_active_repo() -> Generator[None, None, None]:
+    """A test that runs a command in-process with ``--root DIR`` selects DIR as the active repo; the next test reads
+    this checkout again (a local endpoint's state folder, say, follows the active repo)."""
+    yield
+    select(None)
 
 
 @pytest.fixture(scope="session")

@@ -91,9 +91,9 @@ class _Failing(http.server.BaseHTTPRequestHandler):
         return
 
 
-@pytest.fixture
-def failing_endpoint() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A scoring URL on 127.0.0.1 answered by ``handler`` until the generator is closed."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -102,6 +102,11 @@ def failing_endpoint() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[str]:
+    yield from _serve(_Failing)
 
 
 def test_an_endpoint_that_errors_is_one_line(models: dict, failing_endpoint: str, tmp_path: Path,
@@ -135,15 +140,7 @@ class _TwoDeployments(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def two_deployments() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TwoDeployments)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/score"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    yield from _serve(_TwoDeployments)
 
 
 def test_deployments_of_a_running_endpoint_are_compared_on_generation(models: dict, two_deployments: str,
