@@ -207,13 +207,17 @@ def registry_uri(registry: str, noun: str, name: str, version: Any = None, label
 
 def champion_model_uri(values: Values, base_model_uri: str) -> str:
     """The evaluation's champion: what `evaluation.champion_workspace` (prod) serves from a registry, read from
-    that workspace's values; the base model when it serves none (the first promotion)."""
+    that workspace's values; the base model when it serves none (the first promotion) or serves the very version
+    this workspace registers (a candidate is never its own champion: every margin would hold trivially)."""
     workspace = (values.data.get("evaluation") or {}).get("champion_workspace")
     if workspace and workspace != values.workspace:
         served = load_values(workspace).data["deployment"].get("model")
     else:
         served = values.data["deployment"].get("model")
-    if served and served.get("registry"):
+    candidate = values.data.get("registered_model") or {}
+    itself = bool(served) and (served.get("name"), str(served.get("version"))) == (
+        candidate.get("name"), str(candidate.get("version")))
+    if served and served.get("registry") and not itself:
         return registry_uri(served["registry"], "models", served["name"], served["version"])
     return base_model_uri
 

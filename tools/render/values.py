@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.core.errors import UserError
-from tools.core.repo import REPO_ROOT, active, contract, sft_interface
+from tools.core.repo import active, contract, sft_interface
 from tools.core.yamlio import KeyPath, LinedDict, YamlProblem, format_key_path, line_of, load_file, plain
 
 WORKSPACES_DIR = "workspaces"
@@ -247,9 +247,10 @@ def _non_finite(data: Any) -> list[tuple[KeyPath, str]]:
     return found
 
 
-def workspace_names(root: Path = REPO_ROOT) -> list[str]:
-    """Every workspace: the `*.yaml` files of workspaces/ except the shared defaults, default workspace first."""
-    names = sorted(p.stem for p in (root / WORKSPACES_DIR).glob("*.yaml") if p.name != DEFAULTS_FILE)
+def workspace_names(root: Path | None = None) -> list[str]:
+    """Every workspace: the `*.yaml` files of workspaces/ except the shared defaults, default workspace first
+    (``root``: default the active repo)."""
+    names = sorted(p.stem for p in ((root or active().root) / WORKSPACES_DIR).glob("*.yaml") if p.name != DEFAULTS_FILE)
     return sorted(names, key=lambda n: n != DEFAULT_WORKSPACE)
 
 
@@ -271,8 +272,10 @@ def _read(root: Path, rel: str) -> Any:
     return data
 
 
-def load_values(name: str, root: Path = REPO_ROOT) -> Values:
-    """Load, check and merge one workspace's values. Raises UserError with one line per problem."""
+def load_values(name: str, root: Path | None = None) -> Values:
+    """Load, check and merge one workspace's values from ``root`` (default: the active repo, which a command's
+    ``--root`` selects). Raises UserError with one line per problem."""
+    root = root or active().root
     known = workspace_names(root)
     if name not in known:
         close = difflib.get_close_matches(name, known, n=1)
