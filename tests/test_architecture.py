@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalog": {"core"},
     "data": {"core"},
     "serve": {"core", "render"},
-    "operate": {"core", "render", "validate", "evaluate"},
+    "operate": {"core", "render", "validate", "evaluate", "serve"},
     "evaluate": {"core", "render", "validate", "serve", "data"},
     "demo": {"core", "render", "validate", "operate", "serve", "data", "evaluate"},
     "__main__": {"core"},  # the CLI imports a command's module by name (COMMANDS), never at import time

@@ -892,6 +892,7 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
         def __init__(self) -> None:
             self.start = time.monotonic()
             self.trainer: Any = None  # set once the trainer exists: shows how the model was wrapped
+            self.first_step_end: float | None = None
 
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):  # noqa: ANN001, ANN201
             self.start = time.monotonic()
@@ -902,6 +903,10 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
                 log(f"parallelism: {parallelism(self.trainer)}")
             log(f"training: {state.max_steps} steps")
 
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+            if state.global_step == 1:  # the first step carries the warm-up (allocation, kernels): the ETA skips it
+                self.first_step_end = time.monotonic()
+
         def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001, ANN201
             if not state.is_world_process_zero or not logs:
                 return
@@ -910,11 +915,15 @@ def _progress_callback(tracker: _Tracker):  # noqa: ANN202 - a transformers Trai
             else:
                 named = {(k if k.startswith(("eval_", "train_")) else f"train_{k}"): v for k, v in logs.items()}
             tracker.metrics({k: v for k, v in named.items() if k != "train_epoch"}, step=state.global_step)
-            elapsed = time.monotonic() - self.start
-            done = max(state.global_step, 1)
-            eta = elapsed / done * max(state.max_steps - state.global_step, 0)
+            now = time.monotonic()
+            elapsed = now - self.start
+            left = max(state.max_steps - state.global_step, 0)
+            if state.global_step > 1 and self.first_step_end is not None:  # the steady rate, after the warm-up step
+                eta = f"{(now - self.first_step_end) / (state.global_step - 1) * left:.0f}s"
+            else:
+                eta = "0s" if not left else "(after step 2)"
             shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, int | float))
-            log(f"step {state.global_step}/{state.max_steps} {shown} elapsed={elapsed:.0f}s eta={eta:.0f}s")
+            log(f"step {state.global_step}/{state.max_steps} {shown} elapsed={elapsed:.0f}s eta={eta}")
 
     return Progress()
 
