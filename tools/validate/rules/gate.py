@@ -24,7 +24,14 @@ ASSET = re.compile(r"^azureml:(?!//)([^:@/]+)(?:[:@].*)?$")
 
 
 def gate_assets(context: RuleContext) -> tuple[set[str], set[str]]:
-    """(asset names, resolved paths and URIs) of the gate set among the specs validated together."""
+    """(asset names, resolved paths and URIs) of the gate set among the specs validated together (found once per
+    validation run: every job spec asks)."""
+    if "gate_assets" not in context.memo:
+        context.memo["gate_assets"] = _gate_assets(context)
+    return context.memo["gate_assets"]
+
+
+def _gate_assets(context: RuleContext) -> tuple[set[str], set[str]]:
     names: set[str] = set()
     paths: set[str] = set()
     for spec in context.specs:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tools.validate.document import Spec
 from tools.validate.findings import ERROR
@@ -29,6 +29,7 @@ class RuleContext:
     computes: dict[str, str] = field(default_factory=dict)  # cluster name -> VM size
     compute_homes: dict[str, list[Path]] = field(default_factory=dict)  # cluster name -> project folders declaring it
     registered_models: dict[str, str] = field(default_factory=dict)  # model name -> base model URI (tag)
+    memo: dict[str, Any] = field(default_factory=dict)  # what a rule derives once from all specs (its own key)
 
     def __post_init__(self) -> None:
         for spec in self.specs:
