@@ -28,6 +28,10 @@ from tools.core.repo import REPO_ROOT, select
 apply_offline_env()
 
 SESSION_PID = os.getpid()
+# Every process this session starts inherits the marker, even a server that detached itself (its own session, its
+# parent gone): at the end, whatever still carries it is a leftover, found by the marker rather than by parentage.
+SESSION_MARKER = "TOOLS_TEST_SESSION"
+os.environ[SESSION_MARKER] = f"{SESSION_PID}-{os.urandom(4).hex()}"
 REAP_GRACE_S = 5.0  # how long a leftover process has to exit on SIGTERM before SIGKILL
 _family_at_signal: dict[int, psutil.Process] = {}
 
@@ -37,6 +41,18 @@ def _descendants() -> dict[int, psutil.Process]:
         return {child.pid: child for child in psutil.Process(SESSION_PID).children(recursive=True)}
     except psutil.Error:
         return {}
+
+
+def _marked() -> dict[int, psutil.Process]:
+    """Live processes started by this session (they carry its marker), wherever they were reparented."""
+    found = {}
+    for process in psutil.process_iter():
+        if process.pid == SESSION_PID:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if process.environ().get(SESSION_MARKER) == os.environ[SESSION_MARKER]:
+                found[process.pid] = process
+    return found
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -77,14 +93,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    """After every fixture's teardown (pytest's own sessionfinish): an interrupted session's leftovers."""
+    """After every fixture's teardown (pytest's own sessionfinish): the session's leftovers, interrupted or not."""
     try:
         return (yield)
     finally:
-        if _family_at_signal or exitstatus == pytest.ExitCode.INTERRUPTED:
-            left = reap({**_family_at_signal, **_descendants()})
-            if left:
-                print(f"interrupted: stopped {len(left)} leftover process(es): {', '.join(left)}", file=sys.stderr)
+        interrupted = bool(_family_at_signal) or exitstatus == pytest.ExitCode.INTERRUPTED
+        left = reap({**_family_at_signal, **_descendants(), **_marked()})
+        if left:
+            why = "interrupted" if interrupted else "a test or fixture left servers running"
+            print(f"{why}: stopped {len(left)} leftover process(es): {', '.join(left)}", file=sys.stderr)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -72,3 +72,17 @@ def test_interrupted_run_leaves_nothing_listening(
     finally:
         for process in survivors:  # never leave them to the next test
             process.kill()
+
+
+def test_a_finished_run_stops_what_a_test_left_detached(tmp_path: Path) -> None:
+    """Not interrupted: a test passes but leaves a detached process (reparented, its own session): the session's
+    end finds it by the marker it inherited and stops it, and says so."""
+    pid_file = tmp_path / "leaked.pid"
+    env = {**os.environ, "LEAK_TARGET_PID_FILE": str(pid_file)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(Path(__file__).with_name("leak_target.py")), "--basetemp", str(tmp_path / "child")],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=EXIT_WAIT_S)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    leaked = int(pid_file.read_text())
+    assert "a test or fixture left servers running: stopped 1 leftover process(es)" in done.stderr, done.stderr
+    assert not psutil.pid_exists(leaked) or psutil.Process(leaked).status() == psutil.STATUS_ZOMBIE
