@@ -32,6 +32,7 @@ from tools.data.manifest import MANIFEST, build_manifest, report
 from tools.data.options import Options, options_from_args, parse_seed
 from tools.data.outputs import ISSUES, BadRowLog
 from tools.data.pipeline import Pipeline
+from tools.data.sample import write_hub_sample
 from tools.data.selection import plan
 from tools.data.sources import display_path, open_source, resolve_source, without_torch
 
@@ -117,7 +118,6 @@ def run(args: argparse.Namespace) -> int:
         args._data_parser.print_help()
         return 2
     if args.data_command == "sample":
-        from tools.data.sample import write_hub_sample
 
         write_hub_sample(Path(args.out), seed=parse_seed(args.seed))
         print(f"wrote {display_path(args.out)}")

@@ -12,6 +12,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from tools.core.files import atomic_write_text, atomic_writer
+
 SAMPLE_SPLITS: dict[str, int] = {"train_sft": 200, "test_sft": 50, "train_gen": 50, "test_gen": 50}
 
 # topic -> (subjects, tips). Tips are full sentences an assistant might give about any subject of the topic.
@@ -355,7 +357,6 @@ def write_hub_sample(out: Path, seed: int = 0, counts: dict[str, int] | None = N
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tools.core.files import atomic_write_text, atomic_writer
 
     counts = dict(SAMPLE_SPLITS if counts is None else counts)
     taken: set[str] = set()

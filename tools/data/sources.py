@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 from tools.core.errors import UserError
 from tools.core.offline import GO_ONLINE_HINT, hub_offline
+from tools.core.yamlio import YamlProblem, load_lined
 from tools.data.rows import RowDefect
 
 HUB_PROBE_TIMEOUT_S = 3.0
@@ -331,7 +332,6 @@ def check_card(source: Source) -> None:
     internal error. Raises one UserError naming ``--source``, the card and the line (exit 2)."""
     import yaml
 
-    from tools.core.yamlio import YamlProblem, load_lined
 
     card = Path(source.path) / "README.md"
     try:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.repo import REPO_ROOT
+from tools.render.values import load_values
 
 STANDIN = REPO_ROOT / "tests" / "operate" / "standin_az" / "az.py"
 # what stays behind when the checkout is copied (code, tests, build output, local state); the rest is what the
@@ -170,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
            "AZ_STATE": str(folder.resolve() / "az-state.json")}  # fmt: skip
     print("REHEARSAL against a stand-in for Azure (tests/operate/standin_az/az.py): nothing here reaches Azure.")
     print(f"scratch repo {repo}, stand-in state {env['AZ_STATE']}, full output {log_path}\n")
-    from tools.render.values import load_values
 
     registered = load_values("dev", repo).data["registered_model"]
     start = time.monotonic()

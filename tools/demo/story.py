@@ -23,6 +23,18 @@ from tools.core.errors import UserError
 from tools.core.offline import apply_offline_env
 from tools.core.repo import REPO_ROOT, active, kinds
 from tools.core.text import counted
+from tools.demo.mlflow_base import save_mlflow_chat_model
+from tools.demo.tiny_model import build_tiny_model
+from tools.operate.plan import title
+from tools.operate.stages import build_plan, parse_stages
+from tools.operate.steps import format_plan
+from tools.operate.workspace import load_workspace
+from tools.render.engine import render
+from tools.render.values import DEFAULT_WORKSPACE, load_values, workspace_names
+from tools.serve.process import is_listening, local_endpoint
+from tools.serve.score import build_sample_request, generation_parameters, invoke, write_request
+from tools.validate.cli import rendered_specs
+from tools.validate.layers import validate_specs
 
 SAMPLE_SOURCE = "data/hub-sample"
 FINETUNE_SCRIPT = "components/finetune-sft/src/fine_tune.py"
@@ -73,10 +85,6 @@ def _python(*args: str, quiet: bool = False, env: dict[str, str] | None = None) 
 def render_and_validate() -> Any:
     """Render every workspace once, bring its files up to date, validate the in-memory specs; return dev's render
     (the plan of the last step reuses it)."""
-    from tools.render.engine import render
-    from tools.render.values import DEFAULT_WORKSPACE, workspace_names
-    from tools.validate.cli import rendered_specs
-    from tools.validate.layers import validate_specs
 
     rows: list[tuple[str, str, str]] = []
     errors = 0
@@ -125,7 +133,6 @@ def prepare_sample(run: Path) -> Path:
 
 
 def build_base_model(run: Path) -> Path:
-    from tools.demo.tiny_model import build_tiny_model
 
     path = build_tiny_model(run / "base-model", seed=0)
     print(
@@ -185,7 +192,6 @@ def fine_tune(run: Path, data: Path, base: Path, steps: int) -> Path:
 def evaluate_finetune(run: Path, model: Path, base: Path, data: Path) -> Path:
     """The fine-tune (candidate) against its untrained base (champion: what a first promotion compares with) on the
     bundled gate set, with the real `python -m tools evaluate`: the table, the verdict, report + plot."""
-    from tools.demo.mlflow_base import save_mlflow_chat_model
 
     champion = save_mlflow_chat_model(base, run / "base-mlflow")
     out = run / "evaluation"
@@ -197,9 +203,6 @@ def evaluate_finetune(run: Path, model: Path, base: Path, data: Path) -> Path:
 
 
 def score_and_chat(run: Path, model: Path, data: Path) -> dict[str, str]:
-    from tools.render.values import load_values
-    from tools.serve.process import is_listening, local_endpoint
-    from tools.serve.score import build_sample_request, generation_parameters, invoke, write_request
 
     scoring = load_values("dev").data["scoring"]
     params = generation_parameters(scoring["temperature"], scoring["top_p"], False, 48)
@@ -263,10 +266,6 @@ def _flow_answer(stdout: str) -> str:
 
 def print_plan(rendered: Any) -> None:
     """The dev plan from the render step 1 made and validated (no second render, no second validation)."""
-    from tools.operate.plan import title
-    from tools.operate.stages import build_plan, parse_stages
-    from tools.operate.steps import format_plan
-    from tools.operate.workspace import load_workspace
 
     workspace = load_workspace("dev", REPO_ROOT, layers="A", rendered=rendered)  # B, C, D ran in step 1
     stages = parse_stages("all")

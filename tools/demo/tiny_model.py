@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tools.core.errors import UserError
+from tools.core.offline import apply_offline_env
 
 # Special tokens, in id order (ids 0..n-1). Phi-3 uses <|endoftext|> as eos and <|end|> to close a turn;
 # generation stops at either (generation_config.eos_token_id lists both).
@@ -167,7 +168,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.core.offline import apply_offline_env
 
     apply_offline_env()
     start = time.monotonic()

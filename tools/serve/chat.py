@@ -34,7 +34,9 @@ from pathlib import Path
 
 from tools.core.errors import UserError
 from tools.core.repo import active
+from tools.render.values import load_values
 from tools.serve import process as host
+from tools.serve.score import resolve_endpoint
 from tools.serve.scoring_client import ENDPOINT_KEY_ENV, ENDPOINT_URL_ENV
 
 ENGINE = "fastapi"  # the Flask engine's home page fails in promptflow 1.18.5 (see the module docstring)
@@ -80,8 +82,6 @@ def check_model(model: Path, given: bool) -> Path:
 
 def workspace_endpoint(workspace: str) -> tuple[str, str | None]:
     """The workspace's online endpoint: scoring URI and key from `az` at run time (tools/serve/score.py)."""
-    from tools.render.values import load_values
-    from tools.serve.score import resolve_endpoint
 
     values = load_values(workspace).data
     scope = values["workspace"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from tools.core.errors import UserError, location
 from tools.core.files import atomic_write_text
+from tools.render.values import DEFAULT_WORKSPACE, load_values
 from tools.serve import scoring_client
 from tools.serve.scoring_client import ENDPOINT_KEY_ENV, ENDPOINT_URL_ENV
 
@@ -222,7 +223,6 @@ def _add_generation_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _workspace_scoring(workspace: str | None) -> dict[str, Any]:
-    from tools.render.values import DEFAULT_WORKSPACE, load_values
 
     return load_values(workspace or DEFAULT_WORKSPACE).data["scoring"]
 
@@ -247,7 +247,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_invoke(args: argparse.Namespace) -> int:
     if args.workspace:
-        from tools.render.values import load_values
 
         values = load_values(args.workspace).data
         args.endpoint = args.endpoint or values["endpoint"]["name"]
